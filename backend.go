@@ -1,0 +1,55 @@
+package dynamostore
+
+import (
+	"context"
+	"time"
+)
+
+// Record is one stored session as a Backend sees it.
+type Record struct {
+	// Key is the storage key: StorageKey of the session ID, never the ID.
+	Key string
+	// Data is the serialized session Values.
+	Data []byte
+	// Expires is when the session stops being served. A Backend stores it
+	// at one-second precision.
+	Expires time.Time
+	// Modified is when the record was last written. A Backend stores it at
+	// one-millisecond precision.
+	Modified time.Time
+}
+
+// PutMode says under which condition Backend.Put writes a record.
+type PutMode int
+
+const (
+	// PutNew writes only when no record has the key; otherwise Put returns
+	// ErrExists.
+	PutNew PutMode = iota
+	// PutExisting writes only when a live record (one that expires after
+	// the new record's Modified time) has the key; otherwise Put returns
+	// ErrNotFound. It replaces Data, Expires and Modified and leaves any
+	// other attribute as it is.
+	PutExisting
+)
+
+// Backend is the storage the Store talks to. The default is DynamoDB (see
+// NewDynamoDBBackend); WithBackend plugs in another. Implementations must be
+// safe for concurrent use, and every method must honour its context.
+type Backend interface {
+	// Get returns the record with key, or an error wrapping ErrNotFound when
+	// there is none or it expired at or before now.
+	Get(ctx context.Context, key string, now time.Time) (Record, error)
+	// Put writes rec under the condition mode sets.
+	Put(ctx context.Context, rec Record, mode PutMode) error
+	// SetExpires updates only the expiry and last-written time of a live
+	// record, never its data, and never creates one: when no record with
+	// key expires after modified, it returns ErrNotFound.
+	SetExpires(ctx context.Context, key string, expires, modified time.Time) error
+	// Delete removes the record with key. Deleting a missing record is not
+	// an error.
+	Delete(ctx context.Context, key string) error
+	// DeleteExpired removes records that expired before now and reports
+	// what it did.
+	DeleteExpired(ctx context.Context, now time.Time) (ReapStats, error)
+}

@@ -1,0 +1,247 @@
+package dynamostore
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/gob"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/gorilla/securecookie"
+)
+
+// idBytes is the number of random bytes in a session ID: 256 bits.
+const idBytes = 32
+
+// idLen is the length of a session ID as it travels in a cookie: idBytes in
+// unpadded URL-safe base64.
+var idLen = base64.RawURLEncoding.EncodedLen(idBytes)
+
+// Serializer turns a session's Values into bytes and back. The Store's
+// default is GobSerializer; JSONSerializer is the other implementation this
+// package provides. Implementations must be safe for concurrent use.
+type Serializer interface {
+	// Serialize encodes values. It returns an error wrapping ErrEncode when
+	// a value cannot be encoded.
+	Serialize(values map[any]any) ([]byte, error)
+	// Deserialize decodes data into values, which is empty and non-nil. It
+	// returns an error wrapping ErrDecode when data is not valid.
+	Deserialize(data []byte, values map[any]any) error
+}
+
+// GobSerializer encodes Values with encoding/gob, as gorilla/sessions' own
+// stores do. Custom types stored in Values must be registered with
+// gob.Register. It is the Store's default Serializer.
+type GobSerializer struct{}
+
+// Serialize implements Serializer. An empty map encodes to no bytes. When a
+// value cannot be encoded, the error names its key.
+func (GobSerializer) Serialize(values map[any]any) ([]byte, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(values); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrEncode, describeEncodeFailure(values, err))
+	}
+	return buf.Bytes(), nil
+}
+
+// Deserialize implements Serializer. It never panics on hostile input.
+func (GobSerializer) Deserialize(data []byte, values map[any]any) (err error) {
+	if len(data) == 0 {
+		return nil
+	}
+	defer func() {
+		// encoding/gob guards against most malformed input itself; this
+		// keeps a decoder bug from taking the process down with a bad row.
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: gob: %v", ErrDecode, p)
+		}
+	}()
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&values); err != nil {
+		return fmt.Errorf("%w: gob: %w", ErrDecode, err)
+	}
+	return nil
+}
+
+// describeEncodeFailure finds which key of values gob cannot encode, so that
+// the error a user sees names it. It is only called on the failure path.
+func describeEncodeFailure(values map[any]any, err error) string {
+	keys := make([]string, 0, len(values))
+	for k, v := range values {
+		var buf bytes.Buffer
+		one := map[any]any{k: v}
+		if gob.NewEncoder(&buf).Encode(one) != nil {
+			keys = append(keys, fmt.Sprintf("%v (%T)", k, v))
+		}
+	}
+	if len(keys) == 0 {
+		return fmt.Sprintf("gob: %v", err)
+	}
+	sort.Strings(keys)
+	return fmt.Sprintf("cannot encode value of key %v: %v", keys, err)
+}
+
+// JSONSerializer encodes Values as a JSON object. Keys must be strings; values
+// come back as JSON types (float64 for numbers, map[string]any for objects),
+// so it suits sessions that hold plain data and must be readable by other
+// languages.
+type JSONSerializer struct{}
+
+// Serialize implements Serializer. A key that is not a string, or a value
+// encoding/json cannot encode, is an error naming the key.
+func (JSONSerializer) Serialize(values map[any]any) ([]byte, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]any, len(values))
+	for k, v := range values {
+		ks, ok := k.(string)
+		if !ok {
+			return nil, fmt.Errorf("%w: json: key %v (%T) is not a string", ErrEncode, k, k)
+		}
+		m[ks] = v
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		for k, v := range m {
+			if _, e := json.Marshal(v); e != nil {
+				return nil, fmt.Errorf("%w: json: cannot encode value of key %q: %w", ErrEncode, k, e)
+			}
+		}
+		return nil, fmt.Errorf("%w: json: %w", ErrEncode, err)
+	}
+	return data, nil
+}
+
+// Deserialize implements Serializer.
+func (JSONSerializer) Deserialize(data []byte, values map[any]any) error {
+	if len(data) == 0 {
+		return nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("%w: json: %w", ErrDecode, err)
+	}
+	for k, v := range m {
+		values[k] = v
+	}
+	return nil
+}
+
+// newID returns a fresh session ID: 256 bits from crypto/rand in unpadded
+// URL-safe base64.
+func newID() (string, error) {
+	var b [idBytes]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("dynamostore: generating session ID: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// validID reports whether id has the length and alphabet of an ID made by
+// newID. It is checked before any DynamoDB call.
+func validID(id string) bool {
+	if len(id) != idLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// storageKey returns the table key of a session ID: a SHA-256 of the ID in
+// unpadded URL-safe base64. The ID itself is never stored, so the table and
+// its backups hold nothing a cookie could be made from.
+func storageKey(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// StorageKey returns the partition key value under which the session with
+// the given ID is stored. Operators can use it to find or delete one
+// session's row.
+func StorageKey(sessionID string) string { return storageKey(sessionID) }
+
+// idCodec signs session IDs into cookie values and verifies them, through
+// securecookie codecs (several for key rotation: the first signs, all
+// verify).
+type idCodec struct {
+	codecs []securecookie.Codec
+}
+
+// newIDCodec builds the codecs from securecookie key pairs. The IDs travel as
+// raw bytes (securecookie.NopEncoder), which keeps cookies short.
+func newIDCodec(keyPairs [][]byte, codecs []securecookie.Codec) (*idCodec, error) {
+	if len(codecs) == 0 {
+		if len(keyPairs) == 0 {
+			return nil, fmt.Errorf("%w: no securecookie key pairs given", ErrInvalidOption)
+		}
+		if len(keyPairs[0]) == 0 {
+			return nil, fmt.Errorf("%w: the first hash key is empty", ErrInvalidOption)
+		}
+		for i := 1; i < len(keyPairs); i += 2 {
+			if n := len(keyPairs[i]); n != 0 && n != 16 && n != 24 && n != 32 {
+				return nil, fmt.Errorf("%w: block key %d is %d bytes; it must be 16, 24 or 32", ErrInvalidOption, i/2+1, n)
+			}
+		}
+		codecs = securecookie.CodecsFromPairs(keyPairs...)
+		for _, c := range codecs {
+			if sc, ok := c.(*securecookie.SecureCookie); ok {
+				sc.SetSerializer(securecookie.NopEncoder{})
+			}
+		}
+	}
+	return &idCodec{codecs: codecs}, nil
+}
+
+// setMaxAge sets the age past which a signed cookie value is refused. An age
+// of 0 turns the check off.
+func (c *idCodec) setMaxAge(seconds int) {
+	for _, codec := range c.codecs {
+		if sc, ok := codec.(*securecookie.SecureCookie); ok {
+			sc.MaxAge(seconds)
+		}
+	}
+}
+
+// encode signs id for the cookie called name.
+func (c *idCodec) encode(name, id string) (string, error) {
+	v, err := securecookie.EncodeMulti(name, []byte(id), c.codecs...)
+	if err != nil {
+		return "", fmt.Errorf("dynamostore: signing session cookie: %w", err)
+	}
+	return v, nil
+}
+
+// maxCookieValue bounds the cookie value decode will look at. A signed ID is
+// about 120 bytes, an encrypted one about 200; anything far longer is hostile.
+const maxCookieValue = 1024
+
+// decode verifies a cookie value and returns the session ID it carries. Any
+// failure wraps ErrInvalidCookie, and the securecookie error when there is
+// one.
+func (c *idCodec) decode(name, value string) (string, error) {
+	if len(value) > maxCookieValue {
+		return "", fmt.Errorf("%w: value is %d bytes", ErrInvalidCookie, len(value))
+	}
+	var raw []byte
+	if err := securecookie.DecodeMulti(name, value, &raw, c.codecs...); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalidCookie, err)
+	}
+	id := string(raw)
+	if !validID(id) {
+		return "", fmt.Errorf("%w: malformed session ID", ErrInvalidCookie)
+	}
+	return id, nil
+}

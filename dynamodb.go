@@ -1,0 +1,310 @@
+package dynamostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Attribute names of a session item. They are short on purpose: DynamoDB
+// counts attribute names in an item's size, and so in its write units.
+const (
+	// AttrID is the partition key (String): StorageKey of the session ID.
+	AttrID = "id"
+	// AttrValues holds the serialized session Values (Binary). It is
+	// absent when the session has no values.
+	AttrValues = "v"
+	// AttrExpires is the expiry in epoch seconds (Number). Enable
+	// DynamoDB's native TTL on it; EnsureTable does.
+	AttrExpires = "exp"
+	// AttrModified is when the item was last written, in epoch
+	// milliseconds (Number).
+	AttrModified = "mod"
+)
+
+// MaxItemSize is DynamoDB's limit on the size of one item, attribute names
+// included: 400 KB.
+const MaxItemSize = 400 * 1024
+
+// DynamoDBAPI is the part of *dynamodb.Client that the DynamoDB backend uses.
+// Any value with these methods will do: a client wrapped for tracing, or a
+// fake in tests.
+type DynamoDBAPI interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+}
+
+var _ DynamoDBAPI = (*dynamodb.Client)(nil)
+
+// DynamoDBBackend is the Backend that keeps sessions in a DynamoDB table
+// whose partition key is AttrID (String). Create one with
+// NewDynamoDBBackend; the Store makes its own unless WithBackend is given.
+type DynamoDBBackend struct {
+	client         DynamoDBAPI
+	table          *string
+	consistentRead *bool
+
+	createCond   compiledExpr // attribute_not_exists(id)
+	updateData   compiledExpr // SET v, exp, mod if live
+	updateNoData compiledExpr // SET exp, mod REMOVE v if live
+	touch        compiledExpr // SET exp, mod if live
+	reapScan     compiledExpr // projection id, exp; filter exp < now
+	reapDelete   compiledExpr // delete if exp < now
+}
+
+var _ Backend = (*DynamoDBBackend)(nil)
+
+// NewDynamoDBBackend returns a Backend on the named table. consistentRead
+// selects strongly consistent reads (the Store's default) or eventually
+// consistent ones, which cost half the read units but may miss a write made
+// a moment earlier through another instance.
+func NewDynamoDBBackend(client DynamoDBAPI, table string, consistentRead bool) (*DynamoDBBackend, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: nil DynamoDB client", ErrInvalidOption)
+	}
+	if err := validTableName(table); err != nil {
+		return nil, err
+	}
+	b := &DynamoDBBackend{
+		client:         client,
+		table:          aws.String(table),
+		consistentRead: aws.Bool(consistentRead),
+	}
+	id, v, exp, mod := expression.Name(AttrID), expression.Name(AttrValues), expression.Name(AttrExpires), expression.Name(AttrModified)
+	live := expression.AttributeExists(id).And(exp.GreaterThan(param("now")))
+	var err error
+	for _, c := range []struct {
+		dst *compiledExpr
+		b   expression.Builder
+	}{
+		{&b.createCond, expression.NewBuilder().WithCondition(expression.AttributeNotExists(id))},
+		{&b.updateData, expression.NewBuilder().WithCondition(live).WithUpdate(
+			expression.Set(v, param("v")).Set(exp, param("exp")).Set(mod, param("mod")))},
+		{&b.updateNoData, expression.NewBuilder().WithCondition(live).WithUpdate(
+			expression.Set(exp, param("exp")).Set(mod, param("mod")).Remove(v))},
+		{&b.touch, expression.NewBuilder().WithCondition(live).WithUpdate(
+			expression.Set(exp, param("exp")).Set(mod, param("mod")))},
+		{&b.reapScan, expression.NewBuilder().WithProjection(expression.NamesList(id, exp)).
+			WithFilter(exp.LessThan(param("now")))},
+		{&b.reapDelete, expression.NewBuilder().WithCondition(exp.LessThan(param("now")))},
+	} {
+		if *c.dst, err = compile(c.b); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// validTableName checks a name against DynamoDB's rules: 3 to 255
+// characters of a-z, A-Z, 0-9, '_', '-' and '.'.
+func validTableName(name string) error {
+	if len(name) < 3 || len(name) > 255 {
+		return fmt.Errorf("%w: table name %q must be 3 to 255 characters", ErrInvalidOption, name)
+	}
+	for _, c := range name {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return fmt.Errorf("%w: table name %q has a character other than a-z, A-Z, 0-9, '_', '-', '.'", ErrInvalidOption, name)
+		}
+	}
+	return nil
+}
+
+// Table returns the table name.
+func (b *DynamoDBBackend) Table() string { return *b.table }
+
+func keyOf(key string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{AttrID: &types.AttributeValueMemberS{Value: key}}
+}
+
+func epochSeconds(t time.Time) *types.AttributeValueMemberN {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(t.Unix(), 10)}
+}
+
+func epochMillis(t time.Time) *types.AttributeValueMemberN {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(t.UnixMilli(), 10)}
+}
+
+// isConditionFailed reports whether err is DynamoDB refusing a conditional
+// write.
+func isConditionFailed(err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	return errors.As(err, &ccf)
+}
+
+// Get implements Backend with one GetItem.
+func (b *DynamoDBBackend) Get(ctx context.Context, key string, now time.Time) (Record, error) {
+	out, err := b.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      b.table,
+		Key:            keyOf(key),
+		ConsistentRead: b.consistentRead,
+	})
+	if err != nil {
+		return Record{}, fmt.Errorf("dynamostore: GetItem: %w", err)
+	}
+	if out.Item == nil {
+		return Record{}, ErrNotFound
+	}
+	rec, err := decodeItem(key, out.Item)
+	if err != nil {
+		return Record{}, err
+	}
+	if expired(now, rec.Expires) {
+		return Record{}, ErrNotFound
+	}
+	return rec, nil
+}
+
+// decodeItem reads a session item. A missing or malformed expiry is an
+// error wrapping ErrDecode: such a row is never served.
+func decodeItem(key string, item map[string]types.AttributeValue) (Record, error) {
+	rec := Record{Key: key}
+	exp, ok := item[AttrExpires].(*types.AttributeValueMemberN)
+	if !ok {
+		return Record{}, fmt.Errorf("%w: item has no numeric %q attribute", ErrDecode, AttrExpires)
+	}
+	secs, err := strconv.ParseInt(exp.Value, 10, 64)
+	if err != nil {
+		return Record{}, fmt.Errorf("%w: attribute %q: %w", ErrDecode, AttrExpires, err)
+	}
+	rec.Expires = time.Unix(secs, 0)
+	if mod, ok := item[AttrModified].(*types.AttributeValueMemberN); ok {
+		if ms, err := strconv.ParseInt(mod.Value, 10, 64); err == nil {
+			rec.Modified = time.UnixMilli(ms)
+		}
+	}
+	switch v := item[AttrValues].(type) {
+	case nil:
+	case *types.AttributeValueMemberB:
+		rec.Data = v.Value
+	default:
+		return Record{}, fmt.Errorf("%w: attribute %q is not Binary", ErrDecode, AttrValues)
+	}
+	return rec, nil
+}
+
+// ItemSize returns the size DynamoDB counts for the item rec is stored as:
+// the lengths of attribute names and values.
+func ItemSize(rec Record) int {
+	n := len(AttrID) + len(rec.Key) +
+		len(AttrExpires) + numberSize(rec.Expires.Unix()) +
+		len(AttrModified) + numberSize(rec.Modified.UnixMilli())
+	if len(rec.Data) > 0 {
+		n += len(AttrValues) + len(rec.Data)
+	}
+	return n
+}
+
+// numberSize is DynamoDB's size for a Number: about one byte per two
+// significant digits, plus one.
+func numberSize(v int64) int {
+	digits := len(strconv.FormatInt(v, 10))
+	if v < 0 {
+		digits--
+	}
+	return (digits+1)/2 + 1
+}
+
+// Put implements Backend: PutNew is a PutItem conditioned on
+// attribute_not_exists(id); PutExisting an UpdateItem conditioned on the
+// item existing and not having expired. Neither is called when the item
+// would exceed MaxItemSize.
+func (b *DynamoDBBackend) Put(ctx context.Context, rec Record, mode PutMode) error {
+	if size := ItemSize(rec); size > MaxItemSize {
+		return fmt.Errorf("%w: item would be %d bytes; DynamoDB's limit is %d", ErrTooLarge, size, MaxItemSize)
+	}
+	var err error
+	switch mode {
+	case PutNew:
+		item := map[string]types.AttributeValue{
+			AttrID:       &types.AttributeValueMemberS{Value: rec.Key},
+			AttrExpires:  epochSeconds(rec.Expires),
+			AttrModified: epochMillis(rec.Modified),
+		}
+		if len(rec.Data) > 0 {
+			item[AttrValues] = &types.AttributeValueMemberB{Value: rec.Data}
+		}
+		_, err = b.client.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName:                b.table,
+			Item:                     item,
+			ConditionExpression:      b.createCond.condition,
+			ExpressionAttributeNames: b.createCond.names,
+		})
+		if isConditionFailed(err) {
+			return ErrExists
+		}
+	case PutExisting:
+		e := &b.updateData
+		if len(rec.Data) == 0 {
+			e = &b.updateNoData
+		}
+		vals := map[string]types.AttributeValue{
+			e.ph("now"): epochSeconds(rec.Modified),
+			e.ph("exp"): epochSeconds(rec.Expires),
+			e.ph("mod"): epochMillis(rec.Modified),
+		}
+		if len(rec.Data) > 0 {
+			vals[e.ph("v")] = &types.AttributeValueMemberB{Value: rec.Data}
+		}
+		_, err = b.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 b.table,
+			Key:                       keyOf(rec.Key),
+			ConditionExpression:       e.condition,
+			UpdateExpression:          e.update,
+			ExpressionAttributeNames:  e.names,
+			ExpressionAttributeValues: vals,
+		})
+		if isConditionFailed(err) {
+			return ErrNotFound
+		}
+	default:
+		return fmt.Errorf("%w: unknown PutMode %d", ErrInvalidOption, mode)
+	}
+	if err != nil {
+		return fmt.Errorf("dynamostore: writing session: %w", err)
+	}
+	return nil
+}
+
+// SetExpires implements Backend with one conditional UpdateItem that touches
+// only the expiry and last-written attributes.
+func (b *DynamoDBBackend) SetExpires(ctx context.Context, key string, expires, modified time.Time) error {
+	e := &b.touch
+	_, err := b.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                b.table,
+		Key:                      keyOf(key),
+		ConditionExpression:      e.condition,
+		UpdateExpression:         e.update,
+		ExpressionAttributeNames: e.names,
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			e.ph("now"): epochSeconds(modified),
+			e.ph("exp"): epochSeconds(expires),
+			e.ph("mod"): epochMillis(modified),
+		},
+	})
+	if isConditionFailed(err) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("dynamostore: updating session expiry: %w", err)
+	}
+	return nil
+}
+
+// Delete implements Backend with one DeleteItem.
+func (b *DynamoDBBackend) Delete(ctx context.Context, key string) error {
+	if _, err := b.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: b.table, Key: keyOf(key)}); err != nil {
+		return fmt.Errorf("dynamostore: DeleteItem: %w", err)
+	}
+	return nil
+}

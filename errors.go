@@ -1,0 +1,51 @@
+package dynamostore
+
+import "errors"
+
+// Sentinel errors. Every error the Store returns wraps one of these or an
+// error from the AWS SDK, so callers can match them with errors.Is.
+var (
+	// ErrInvalidOption is returned by NewStore when an option is missing or
+	// out of range.
+	ErrInvalidOption = errors.New("dynamostore: invalid option")
+
+	// ErrInvalidCookie is returned by Get and New when the session cookie is
+	// tampered with, signed with an unknown key, expired, oversized or
+	// malformed. The session returned with it is a fresh one, and no
+	// DynamoDB call was made.
+	ErrInvalidCookie = errors.New("dynamostore: invalid session cookie")
+
+	// ErrNotFound is returned by a Backend when no live record has the key.
+	// The Store turns it into a fresh session; users see it only when they
+	// call a Backend themselves.
+	ErrNotFound = errors.New("dynamostore: session not found")
+
+	// ErrExists is returned by a Backend when a record to be created
+	// already exists.
+	ErrExists = errors.New("dynamostore: session already exists")
+
+	// ErrSessionGone is returned by Save when the session was deleted or
+	// expired after it was loaded (a logout in a concurrent request, for
+	// instance). Nothing is written: a deleted session never comes back.
+	ErrSessionGone = errors.New("dynamostore: session was deleted or expired since it was loaded")
+
+	// ErrLoadFailed is returned by Save for a session whose load failed
+	// (throttling, network, 5xx): saving it would replace the user's real
+	// session, so nothing is written and no cookie is set.
+	ErrLoadFailed = errors.New("dynamostore: session was not loaded")
+
+	// ErrTooLarge is returned by Save when the encoded session is larger
+	// than DynamoDB's 400 KB item limit. Nothing is written.
+	ErrTooLarge = errors.New("dynamostore: session too large")
+
+	// ErrEncode is returned by Save when the session's Values cannot be
+	// serialized; the message names the offending key. Nothing is written.
+	ErrEncode = errors.New("dynamostore: cannot encode session values")
+
+	// ErrDecode is returned by Get and New when a stored session cannot be
+	// deserialized. The session returned with it is a fresh one.
+	ErrDecode = errors.New("dynamostore: cannot decode stored session")
+
+	// ErrClosed is returned by Reap after Close.
+	ErrClosed = errors.New("dynamostore: store closed")
+)

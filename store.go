@@ -1,0 +1,554 @@
+// Package dynamostore is a gorilla/sessions Store that keeps sessions in
+// Amazon DynamoDB, so that every instance of a web app behind a load
+// balancer sees the same sessions and they survive restarts.
+//
+// The cookie carries only a signed, random 256-bit session ID; the table is
+// keyed by a SHA-256 of that ID and holds the gob-encoded Values, an expiry
+// DynamoDB's native TTL can use, and a last-written time. A load is one
+// GetItem; saving an unchanged session within the touch interval makes no
+// DynamoDB call at all.
+package dynamostore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/gorilla/securecookie"
+	"github.com/gorilla/sessions"
+)
+
+// Defaults, as in connect-dynamodb-session.
+const (
+	// DefaultTTL is the session lifetime when the cookie has no MaxAge.
+	DefaultTTL = 14 * 24 * time.Hour
+	// DefaultCleanupInterval is how often the reaper deletes expired rows.
+	DefaultCleanupInterval = 5 * time.Minute
+	// DefaultTouchAfter is how long an unchanged session goes without
+	// being written again.
+	DefaultTouchAfter = 10 * time.Second
+)
+
+// Store is a sessions.Store backed by DynamoDB (or another Backend). It is
+// safe for concurrent use. Create it with NewStore and Close it when done.
+type Store struct {
+	// Options is the default configuration of new sessions' cookies:
+	// Path "/", HttpOnly, SameSite Lax, MaxAge from the TTL. Change it
+	// before the Store is used, or call MaxAge to keep the cookie signing
+	// in step.
+	Options *sessions.Options
+
+	backend    Backend
+	codec      *idCodec
+	serializer Serializer
+	ttl        time.Duration
+	touchAfter time.Duration
+	log        *slog.Logger
+	now        func() time.Time
+	reaper     *reaper
+
+	mu     sync.Mutex
+	closed bool
+}
+
+var _ sessions.Store = (*Store)(nil)
+
+// Option configures a Store. Options are applied in order; NewStore
+// validates the result.
+type Option func(*settings) error
+
+type settings struct {
+	region          string
+	endpoint        string
+	awsConfig       *aws.Config
+	client          DynamoDBAPI
+	backend         Backend
+	ttl             time.Duration
+	cleanupInterval time.Duration
+	touchAfter      time.Duration
+	autoCreate      bool
+	table           TableOptions
+	consistentRead  bool
+	logger          *slog.Logger
+	keyPairs        [][]byte
+	codecs          []securecookie.Codec
+	cookie          *sessions.Options
+	serializer      Serializer
+	clock           func() time.Time
+}
+
+// WithRegion sets the AWS region of the DynamoDB client the Store builds.
+// It is required unless WithAWSConfig, WithClient or WithBackend is given,
+// or the default AWS configuration (AWS_REGION, the shared config file)
+// names one.
+func WithRegion(region string) Option {
+	return func(s *settings) error { s.region = region; return nil }
+}
+
+// WithEndpoint overrides the DynamoDB endpoint, for DynamoDB Local for
+// instance ("http://127.0.0.1:8000"). Default: AWS's endpoint for the
+// region.
+func WithEndpoint(url string) Option {
+	return func(s *settings) error { s.endpoint = url; return nil }
+}
+
+// WithAWSConfig builds the DynamoDB client from cfg instead of from the
+// default credential chain.
+func WithAWSConfig(cfg aws.Config) Option {
+	return func(s *settings) error { s.awsConfig = &cfg; return nil }
+}
+
+// WithClient uses a pre-configured DynamoDB client, such as a
+// *dynamodb.Client; WithRegion, WithEndpoint and WithAWSConfig are then
+// ignored. WithAutoCreate needs a client that also implements TableAPI.
+func WithClient(c DynamoDBAPI) Option {
+	return func(s *settings) error {
+		if c == nil {
+			return fmt.Errorf("%w: WithClient(nil)", ErrInvalidOption)
+		}
+		s.client = c
+		return nil
+	}
+}
+
+// WithBackend stores sessions in b instead of DynamoDB. The table name,
+// client and table options are then unused.
+func WithBackend(b Backend) Option {
+	return func(s *settings) error {
+		if b == nil {
+			return fmt.Errorf("%w: WithBackend(nil)", ErrInvalidOption)
+		}
+		s.backend = b
+		return nil
+	}
+}
+
+// WithTTL sets how long a session lives when its cookie has no MaxAge, and
+// the default cookie MaxAge. It must be at least one second. Default
+// DefaultTTL (14 days).
+func WithTTL(d time.Duration) Option {
+	return func(s *settings) error {
+		if d < time.Second {
+			return fmt.Errorf("%w: TTL %v must be at least 1s", ErrInvalidOption, d)
+		}
+		s.ttl = d
+		return nil
+	}
+}
+
+// WithCleanupInterval sets how often the reaper deletes expired rows; 0
+// turns the reaper off (rely on DynamoDB's TTL then). Default
+// DefaultCleanupInterval (5 minutes).
+func WithCleanupInterval(d time.Duration) Option {
+	return func(s *settings) error {
+		if err := validateCleanupInterval(d); err != nil {
+			return err
+		}
+		s.cleanupInterval = d
+		return nil
+	}
+}
+
+// WithTouchAfter sets how long an unchanged session goes without being
+// written: within it, Save of an unchanged session makes no DynamoDB call;
+// after it, Save only extends the expiry. 0 extends the expiry on every
+// Save. Default DefaultTouchAfter (10 seconds).
+func WithTouchAfter(d time.Duration) Option {
+	return func(s *settings) error {
+		if d < 0 {
+			return fmt.Errorf("%w: negative touchAfter %v", ErrInvalidOption, d)
+		}
+		s.touchAfter = d
+		return nil
+	}
+}
+
+// WithAutoCreate makes NewStore create the table when it is missing and
+// enable TTL on it, through EnsureTable with opts (provisioned 5/5 read and
+// write units unless opts says otherwise). Default: off, and NewStore makes
+// no call to DynamoDB.
+func WithAutoCreate(opts TableOptions) Option {
+	return func(s *settings) error {
+		if opts.ReadCapacity < 0 || opts.WriteCapacity < 0 {
+			return fmt.Errorf("%w: negative table capacity", ErrInvalidOption)
+		}
+		s.autoCreate = true
+		s.table = opts
+		return nil
+	}
+}
+
+// WithConsistentRead chooses strongly consistent reads (true, the default)
+// or eventually consistent ones, which cost half the read units but may
+// miss a write made a moment earlier through another instance.
+func WithConsistentRead(consistent bool) Option {
+	return func(s *settings) error { s.consistentRead = consistent; return nil }
+}
+
+// WithLogger sends the Store's error and debug logs to l. The Store never
+// logs session IDs, cookies or values. Default: no logging.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *settings) error {
+		if l == nil {
+			return fmt.Errorf("%w: WithLogger(nil)", ErrInvalidOption)
+		}
+		s.logger = l
+		return nil
+	}
+}
+
+// WithKeyPairs sets the securecookie keys that sign (and, with a block key,
+// encrypt) the session cookie, as pairs of hash key and block key (nil for
+// no encryption), as in sessions.NewCookieStore. The first pair signs; all
+// pairs verify, so new keys go first and retired ones after them. Hash keys
+// should be 32 or 64 random bytes; block keys 16, 24 or 32. Either this or
+// WithCodecs is required.
+func WithKeyPairs(keyPairs ...[]byte) Option {
+	return func(s *settings) error {
+		if len(keyPairs) == 0 {
+			return fmt.Errorf("%w: WithKeyPairs needs at least a hash key", ErrInvalidOption)
+		}
+		s.keyPairs = keyPairs
+		return nil
+	}
+}
+
+// WithCodecs signs the session cookie with the given securecookie codecs
+// instead of codecs made from key pairs.
+func WithCodecs(codecs ...securecookie.Codec) Option {
+	return func(s *settings) error {
+		if len(codecs) == 0 {
+			return fmt.Errorf("%w: WithCodecs needs at least one codec", ErrInvalidOption)
+		}
+		s.codecs = codecs
+		return nil
+	}
+}
+
+// WithCookieOptions sets the default cookie options of new sessions.
+// Default: Path "/", HttpOnly, SameSite Lax, MaxAge the TTL in seconds.
+func WithCookieOptions(o sessions.Options) Option {
+	return func(s *settings) error { s.cookie = &o; return nil }
+}
+
+// WithSerializer sets how session Values are encoded. Default
+// GobSerializer.
+func WithSerializer(sz Serializer) Option {
+	return func(s *settings) error {
+		if sz == nil {
+			return fmt.Errorf("%w: WithSerializer(nil)", ErrInvalidOption)
+		}
+		s.serializer = sz
+		return nil
+	}
+}
+
+// WithClock sets the Store's source of the current time, for tests.
+// Default time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(s *settings) error {
+		if now == nil {
+			return fmt.Errorf("%w: WithClock(nil)", ErrInvalidOption)
+		}
+		s.clock = now
+		return nil
+	}
+}
+
+// NewStore returns a Store on the named DynamoDB table. It validates every
+// option and returns an error wrapping ErrInvalidOption when one is wrong.
+// ctx bounds the construction only: loading the AWS configuration and, with
+// WithAutoCreate, creating the table. Unless WithCleanupInterval(0) is
+// given, the Store runs a reaper goroutine until Close.
+func NewStore(ctx context.Context, table string, opts ...Option) (*Store, error) {
+	cfg := settings{
+		ttl:             DefaultTTL,
+		cleanupInterval: DefaultCleanupInterval,
+		touchAfter:      DefaultTouchAfter,
+		consistentRead:  true,
+		serializer:      GobSerializer{},
+		clock:           time.Now,
+	}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	codec, err := newIDCodec(cfg.keyPairs, cfg.codecs)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.backend == nil {
+		if cfg.backend, err = newDynamoDBBackend(ctx, table, &cfg); err != nil {
+			return nil, err
+		}
+	} else if cfg.autoCreate {
+		return nil, fmt.Errorf("%w: WithAutoCreate does not apply to a custom Backend", ErrInvalidOption)
+	}
+	cookie := sessions.Options{Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: int(cfg.ttl / time.Second)}
+	if cfg.cookie != nil {
+		cookie = *cfg.cookie
+	}
+	s := &Store{
+		Options:    &cookie,
+		backend:    cfg.backend,
+		codec:      codec,
+		serializer: cfg.serializer,
+		ttl:        cfg.ttl,
+		touchAfter: cfg.touchAfter,
+		log:        cfg.logger,
+		now:        cfg.clock,
+	}
+	s.MaxAge(cookie.MaxAge)
+	if cfg.cleanupInterval > 0 {
+		s.reaper = startReaper(s, cfg.cleanupInterval)
+	}
+	return s, nil
+}
+
+// newDynamoDBBackend builds the default backend from the settings, making
+// the DynamoDB client when none was given and creating the table when asked.
+func newDynamoDBBackend(ctx context.Context, table string, cfg *settings) (*DynamoDBBackend, error) {
+	if err := validTableName(table); err != nil {
+		return nil, err
+	}
+	client := cfg.client
+	if client == nil {
+		var awsCfg aws.Config
+		if cfg.awsConfig != nil {
+			awsCfg = cfg.awsConfig.Copy()
+		} else {
+			var err error
+			if awsCfg, err = config.LoadDefaultConfig(ctx); err != nil {
+				return nil, fmt.Errorf("dynamostore: loading AWS configuration: %w", err)
+			}
+		}
+		if cfg.region != "" {
+			awsCfg.Region = cfg.region
+		}
+		if awsCfg.Region == "" {
+			return nil, fmt.Errorf("%w: no AWS region: use WithRegion, WithAWSConfig or WithClient, or set AWS_REGION", ErrInvalidOption)
+		}
+		client = dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
+			if cfg.endpoint != "" {
+				o.BaseEndpoint = aws.String(cfg.endpoint)
+			}
+		})
+	}
+	if cfg.autoCreate {
+		tc, ok := client.(TableAPI)
+		if !ok {
+			return nil, fmt.Errorf("%w: WithAutoCreate needs a client that implements TableAPI", ErrInvalidOption)
+		}
+		if err := EnsureTable(ctx, tc, table, cfg.table); err != nil {
+			return nil, err
+		}
+	}
+	return NewDynamoDBBackend(client, table, cfg.consistentRead)
+}
+
+// MaxAge sets the default MaxAge of new sessions' cookies and keeps the
+// cookie signatures in step: a signed cookie older than the session
+// lifetime (maxAge, or the TTL for browser-session cookies) is refused.
+// Call it before the Store is used.
+func (s *Store) MaxAge(age int) {
+	s.Options.MaxAge = age
+	if age > 0 {
+		s.codec.setMaxAge(age)
+	} else {
+		s.codec.setMaxAge(int(s.ttl / time.Second))
+	}
+}
+
+// Get returns the named session of the request, loading it at most once per
+// request through the sessions registry. See New for what it returns.
+func (s *Store) Get(r *http.Request, name string) (*sessions.Session, error) {
+	return sessions.GetRegistry(r).Get(s, name)
+}
+
+// New loads the named session of the request with one GetItem, or returns a
+// new session when the request has no cookie or its row is gone or
+// expired. A cookie that fails verification (ErrInvalidCookie), a row that
+// cannot be decoded (ErrDecode) or a failed read returns a new, empty
+// session together with the error; for a failed read, Save then refuses
+// that session (ErrLoadFailed), so the user's real session is never
+// overwritten. Every call to DynamoDB uses r.Context().
+func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
+	sess := sessions.NewSession(s, name)
+	opts := *s.Options
+	sess.Options = &opts
+	sess.IsNew = true
+	c, err := r.Cookie(name)
+	if err != nil {
+		return sess, nil
+	}
+	id, err := s.codec.decode(name, c.Value)
+	if err != nil {
+		return sess, err
+	}
+	rec, err := s.backend.Get(r.Context(), storageKey(id), s.now())
+	if errors.Is(err, ErrNotFound) {
+		return sess, nil
+	}
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "dynamostore: loading session failed", "session", name, "error", err)
+		setState(r, sess, loadState{failed: true})
+		return sess, err
+	}
+	if err := s.serializer.Deserialize(rec.Data, sess.Values); err != nil {
+		clear(sess.Values)
+		s.log.WarnContext(r.Context(), "dynamostore: stored session cannot be decoded", "session", name, "error", err)
+		return sess, err
+	}
+	sess.ID = id
+	sess.IsNew = false
+	setState(r, sess, loadState{data: rec.Data, maxAge: opts.MaxAge, modified: rec.Modified})
+	return sess, nil
+}
+
+// Save writes the session and sets its cookie.
+//
+//   - MaxAge < 0 deletes the row and expires the cookie.
+//   - A new session gets a fresh ID and is written only if no row has its
+//     key (attribute_not_exists).
+//   - A loaded session whose values and MaxAge did not change makes no
+//     DynamoDB call within touchAfter of its last write, and only extends its
+//     expiry after that.
+//   - Otherwise the row is updated only while it exists and has not
+//     expired: a session deleted by a concurrent request (a logout) is not
+//     brought back, and Save returns ErrSessionGone.
+//
+// Errors wrap ErrEncode, ErrTooLarge, ErrSessionGone, ErrLoadFailed or the
+// SDK's error; on error no cookie is set.
+func (s *Store) Save(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
+	if sess.Options == nil {
+		opts := *s.Options
+		sess.Options = &opts
+	}
+	ctx := r.Context()
+	name := sess.Name()
+	if sess.Options.MaxAge < 0 {
+		if sess.ID != "" {
+			if err := s.backend.Delete(ctx, storageKey(sess.ID)); err != nil {
+				return err
+			}
+		}
+		dropState(r, sess)
+		http.SetCookie(w, sessions.NewCookie(name, "", sess.Options))
+		return nil
+	}
+	st, loaded := getState(r, sess)
+	if loaded && st.failed {
+		return ErrLoadFailed
+	}
+	data, err := s.serializer.Serialize(sess.Values)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	rec := Record{Data: data, Expires: expiresAt(now, sess.Options.MaxAge, s.ttl), Modified: now}
+	switch {
+	case sess.ID == "":
+		id, err := newID()
+		if err != nil {
+			return err
+		}
+		rec.Key = storageKey(id)
+		if err := s.backend.Put(ctx, rec, PutNew); err != nil {
+			return err
+		}
+		sess.ID = id
+	case loaded && st.maxAge == sess.Options.MaxAge && bytes.Equal(data, st.data):
+		rec.Key = storageKey(sess.ID)
+		if s.touchAfter > 0 && now.Sub(st.modified) < s.touchAfter {
+			rec.Modified = st.modified
+			break
+		}
+		if err := s.backend.SetExpires(ctx, rec.Key, rec.Expires, now); err != nil {
+			return gone(err)
+		}
+	default:
+		rec.Key = storageKey(sess.ID)
+		if err := s.backend.Put(ctx, rec, PutExisting); err != nil {
+			return gone(err)
+		}
+	}
+	setState(r, sess, loadState{data: data, maxAge: sess.Options.MaxAge, modified: rec.Modified})
+	encoded, err := s.codec.encode(name, sess.ID)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, sessions.NewCookie(name, encoded, sess.Options))
+	return nil
+}
+
+// gone turns a backend's ErrNotFound on an update into ErrSessionGone.
+func gone(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("%w: %w", ErrSessionGone, err)
+	}
+	return err
+}
+
+// Delete removes the session's row, empties its values and expires its
+// cookie: the same as saving it with MaxAge -1.
+func (s *Store) Delete(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
+	if sess.Options == nil {
+		opts := *s.Options
+		sess.Options = &opts
+	}
+	sess.Options.MaxAge = -1
+	if err := s.Save(r, w, sess); err != nil {
+		return err
+	}
+	clear(sess.Values)
+	sess.ID = ""
+	return nil
+}
+
+// Reap runs one pass of the reaper now, deleting rows that have expired, and
+// returns its statistics. It is for cron jobs and Lambdas as much as for the
+// Store's own reaper goroutine.
+func (s *Store) Reap(ctx context.Context) (ReapStats, error) {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ReapStats{}, ErrClosed
+	}
+	st, err := s.backend.DeleteExpired(ctx, s.now())
+	if err != nil {
+		return st, err
+	}
+	s.log.InfoContext(ctx, "dynamostore: reaper pass", "pages", st.Pages, "scanned", st.Scanned,
+		"deleted", st.Deleted, "skipped", st.Skipped, "capacity", st.ConsumedCapacity, "duration", st.Duration)
+	return st, nil
+}
+
+// Close stops the reaper, cancelling a pass under way, and waits for it to
+// end. It is safe to call more than once and always returns nil; the Store
+// still serves Get, New and Save after Close.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	if s.reaper != nil {
+		s.reaper.close()
+	}
+	return nil
+}

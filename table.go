@@ -1,0 +1,124 @@
+package dynamostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// TableAPI is the part of *dynamodb.Client that EnsureTable uses.
+type TableAPI interface {
+	dynamodb.DescribeTableAPIClient
+	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
+	DescribeTimeToLive(ctx context.Context, in *dynamodb.DescribeTimeToLiveInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTimeToLiveOutput, error)
+	UpdateTimeToLive(ctx context.Context, in *dynamodb.UpdateTimeToLiveInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateTimeToLiveOutput, error)
+}
+
+var _ TableAPI = (*dynamodb.Client)(nil)
+
+// Default provisioned capacity of a table EnsureTable creates, as in
+// connect-dynamodb-session.
+const (
+	DefaultReadCapacity  = 5
+	DefaultWriteCapacity = 5
+)
+
+// TableOptions says how EnsureTable creates a missing table. It never
+// changes a table that exists, beyond enabling TTL.
+type TableOptions struct {
+	// OnDemand creates the table with PAY_PER_REQUEST billing instead of
+	// provisioned capacity. Default false.
+	OnDemand bool
+	// ReadCapacity and WriteCapacity are the provisioned units when
+	// OnDemand is false. Zero means DefaultReadCapacity and
+	// DefaultWriteCapacity (5 and 5).
+	ReadCapacity, WriteCapacity int64
+	// WaitTimeout bounds the wait for the table to become ACTIVE. Zero
+	// means 2 minutes.
+	WaitTimeout time.Duration
+}
+
+// EnsureTable creates the session table when it does not exist (partition
+// key AttrID, String), waits until it is ACTIVE, and enables DynamoDB's
+// native TTL on AttrExpires unless DescribeTimeToLive shows it enabled
+// already (UpdateTimeToLive may not be repeated within an hour). It is safe
+// to call on an existing table and from several processes at once.
+func EnsureTable(ctx context.Context, client TableAPI, table string, opts TableOptions) error {
+	if err := validTableName(table); err != nil {
+		return err
+	}
+	if opts.ReadCapacity < 0 || opts.WriteCapacity < 0 {
+		return fmt.Errorf("%w: negative table capacity", ErrInvalidOption)
+	}
+	if opts.WaitTimeout == 0 {
+		opts.WaitTimeout = 2 * time.Minute
+	}
+	in := &dynamodb.CreateTableInput{
+		TableName:            aws.String(table),
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(AttrID), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(AttrID), KeyType: types.KeyTypeHash}},
+	}
+	if opts.OnDemand {
+		in.BillingMode = types.BillingModePayPerRequest
+	} else {
+		in.BillingMode = types.BillingModeProvisioned
+		in.ProvisionedThroughput = &types.ProvisionedThroughput{
+			ReadCapacityUnits:  aws.Int64(orDefault(opts.ReadCapacity, DefaultReadCapacity)),
+			WriteCapacityUnits: aws.Int64(orDefault(opts.WriteCapacity, DefaultWriteCapacity)),
+		}
+	}
+	if _, err := client.CreateTable(ctx, in); err != nil {
+		var inUse *types.ResourceInUseException
+		if !errors.As(err, &inUse) {
+			return fmt.Errorf("dynamostore: creating table %s: %w", table, err)
+		}
+	}
+	w := dynamodb.NewTableExistsWaiter(client, func(o *dynamodb.TableExistsWaiterOptions) {
+		o.MinDelay = 200 * time.Millisecond
+		o.MaxDelay = 5 * time.Second
+	})
+	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)}, opts.WaitTimeout); err != nil {
+		return fmt.Errorf("dynamostore: waiting for table %s: %w", table, err)
+	}
+	return ensureTTL(ctx, client, table)
+}
+
+func orDefault(v, def int64) int64 {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// ensureTTL enables TTL on AttrExpires unless it is enabled or being enabled.
+func ensureTTL(ctx context.Context, client TableAPI, table string) error {
+	d, err := client.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(table)})
+	if err != nil {
+		return fmt.Errorf("dynamostore: describing TTL of %s: %w", table, err)
+	}
+	if ttl := d.TimeToLiveDescription; ttl != nil {
+		switch ttl.TimeToLiveStatus {
+		case types.TimeToLiveStatusEnabled, types.TimeToLiveStatusEnabling:
+			if aws.ToString(ttl.AttributeName) != AttrExpires {
+				return fmt.Errorf("%w: table %s has TTL on attribute %q, not %q", ErrInvalidOption, table, aws.ToString(ttl.AttributeName), AttrExpires)
+			}
+			return nil
+		}
+	}
+	_, err = client.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+		TableName: aws.String(table),
+		TimeToLiveSpecification: &types.TimeToLiveSpecification{
+			AttributeName: aws.String(AttrExpires),
+			Enabled:       aws.Bool(true),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("dynamostore: enabling TTL on %s: %w", table, err)
+	}
+	return nil
+}
