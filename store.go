@@ -405,6 +405,10 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	if errors.Is(err, ErrNotFound) {
 		return sess, nil
 	}
+	if errors.Is(err, ErrDecode) {
+		s.log.WarnContext(r.Context(), "dynamostore: stored session cannot be decoded", "session", name, "error", err)
+		return sess, err
+	}
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "dynamostore: loading session failed", "session", name, "error", err)
 		setState(r, sess, loadState{failed: true})

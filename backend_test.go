@@ -1,0 +1,104 @@
+package dynamostore
+
+import (
+	"context"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+)
+
+// mapBackend is an in-memory Backend: the kind of custom storage WithBackend
+// accepts.
+type mapBackend struct {
+	mu   sync.Mutex
+	recs map[string]Record
+}
+
+func newMapBackend() *mapBackend { return &mapBackend{recs: map[string]Record{}} }
+
+func (m *mapBackend) Get(_ context.Context, key string, now time.Time) (Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.recs[key]
+	if !ok || expired(now, r.Expires) {
+		return Record{}, ErrNotFound
+	}
+	return r, nil
+}
+
+func (m *mapBackend) Put(_ context.Context, rec Record, mode PutMode) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old, ok := m.recs[rec.Key]
+	switch {
+	case mode == PutNew && ok:
+		return ErrExists
+	case mode == PutExisting && (!ok || expired(rec.Modified, old.Expires)):
+		return ErrNotFound
+	}
+	m.recs[rec.Key] = rec
+	return nil
+}
+
+func (m *mapBackend) SetExpires(_ context.Context, key string, expires, modified time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.recs[key]
+	if !ok || expired(modified, r.Expires) {
+		return ErrNotFound
+	}
+	r.Expires, r.Modified = expires, modified
+	m.recs[key] = r
+	return nil
+}
+
+func (m *mapBackend) Delete(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.recs, key)
+	return nil
+}
+
+func (m *mapBackend) DeleteExpired(_ context.Context, now time.Time) (ReapStats, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var st ReapStats
+	for k, r := range m.recs {
+		st.Scanned++
+		if expired(now, r.Expires) {
+			delete(m.recs, k)
+			st.Deleted++
+		}
+	}
+	return st, nil
+}
+
+func TestCustomBackend(t *testing.T) {
+	b := newMapBackend()
+	clock := newFakeClock()
+	s, err := NewStore(context.Background(), "", WithBackend(b), WithKeyPairs(testHashKey), WithCleanupInterval(0), WithClock(clock.Now), WithTTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := request()
+	sess, _ := s.Get(r, "s")
+	sess.Values["user"] = "ada"
+	w := httptest.NewRecorder()
+	if err := sess.Save(r, w); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.recs[storageKey(sess.ID)]; !ok {
+		t.Fatal("custom backend not written")
+	}
+	again, err := s.Get(request(cookieOf(w, "s")), "s")
+	if err != nil || again.Values["user"] != "ada" {
+		t.Fatalf("load through custom backend: %v %v", again.Values, err)
+	}
+	clock.Advance(2 * time.Minute)
+	st, err := s.Reap(context.Background())
+	if err != nil || st.Deleted != 1 || len(b.recs) != 0 {
+		t.Fatalf("Reap = %+v, %v", st, err)
+	}
+}

@@ -1,0 +1,163 @@
+package dynamostore
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/smithy-go/middleware"
+	"github.com/dynamostore/dynamostore/internal/dbtest"
+	"github.com/gorilla/sessions"
+)
+
+func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
+
+var (
+	testHashKey  = []byte("0123456789abcdef0123456789abcdef")
+	testBlockKey = []byte("fedcba9876543210fedcba9876543210")
+)
+
+// callCounter counts DynamoDB operations by name, from inside the SDK's
+// middleware stack, so tests can assert how many calls a store operation
+// made against the real client.
+type callCounter struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *callCounter) option(o *dynamodb.Options) {
+	o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("callCounter",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				c.mu.Lock()
+				if c.calls == nil {
+					c.calls = map[string]int{}
+				}
+				c.calls[middleware.GetOperationName(ctx)]++
+				c.mu.Unlock()
+				return next.HandleInitialize(ctx, in)
+			}), middleware.Before)
+	})
+}
+
+// take returns the counts since the last take and resets them.
+func (c *callCounter) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.calls
+	c.calls = nil
+	if m == nil {
+		m = map[string]int{}
+	}
+	return m
+}
+
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// fakeClock is a settable clock for expiry and touchAfter tests.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Now().Truncate(time.Second)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// env is one test's store on a fresh table, with its call counter and clock.
+type env struct {
+	t      *testing.T
+	store  *Store
+	client *dynamodb.Client
+	calls  *callCounter
+	clock  *fakeClock
+	table  string
+}
+
+// newEnv makes a table and a Store on it. The reaper is off unless opts turn
+// it on; the clock is a fakeClock.
+func newEnv(t *testing.T, opts ...Option) *env {
+	t.Helper()
+	e := &env{t: t, calls: &callCounter{}, clock: newFakeClock()}
+	e.client = dbtest.Client(t, e.calls.option)
+	e.table = dbtest.NewTable(t, e.client)
+	base := []Option{WithClient(e.client), WithKeyPairs(testHashKey, testBlockKey), WithCleanupInterval(0), WithClock(e.clock.Now)}
+	s, err := NewStore(context.Background(), e.table, append(base, opts...)...)
+	if err != nil {
+		t.Fatalf("NewStore: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	e.store = s
+	e.calls.take()
+	return e
+}
+
+// request returns a GET request carrying the given cookies.
+func request(cookies ...*http.Cookie) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	for _, c := range cookies {
+		r.AddCookie(c)
+	}
+	return r
+}
+
+// cookieOf returns the named cookie a response set, or nil.
+func cookieOf(w *httptest.ResponseRecorder, name string) *http.Cookie {
+	for _, c := range w.Result().Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// save creates a session with values through the store and returns its
+// cookie.
+func (e *env) save(name string, values map[any]any) *http.Cookie {
+	e.t.Helper()
+	r := request()
+	sess, err := e.store.Get(r, name)
+	if err != nil {
+		e.t.Fatalf("Get: %v", err)
+	}
+	for k, v := range values {
+		sess.Values[k] = v
+	}
+	w := httptest.NewRecorder()
+	if err := sess.Save(r, w); err != nil {
+		e.t.Fatalf("Save: %v", err)
+	}
+	c := cookieOf(w, name)
+	if c == nil {
+		e.t.Fatalf("Save set no %q cookie", name)
+	}
+	return c
+}
+
+// load gets the named session in a new request carrying cookie.
+func (e *env) load(name string, cookie *http.Cookie) (*http.Request, *sessions.Session, error) {
+	r := request(cookie)
+	s, err := e.store.Get(r, name)
+	return r, s, err
+}
