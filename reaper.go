@@ -116,6 +116,28 @@ func capacityOf(c *types.ConsumedCapacity) float64 {
 	return aws.ToFloat64(c.CapacityUnits)
 }
 
+// reapSettings holds the reaper's tuning options.
+type reapSettings struct{}
+
+// Reap runs one pass of the reaper now, deleting rows that have expired, and
+// returns its statistics. It is for cron jobs and Lambdas as much as for the
+// Store's own reaper goroutine.
+func (s *Store) Reap(ctx context.Context) (ReapStats, error) {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ReapStats{}, ErrClosed
+	}
+	st, err := s.backend.DeleteExpired(ctx, s.now())
+	if err != nil {
+		return st, err
+	}
+	s.log.InfoContext(ctx, "dynamostore: reaper pass", "pages", st.Pages, "scanned", st.Scanned,
+		"deleted", st.Deleted, "skipped", st.Skipped, "capacity", st.ConsumedCapacity, "duration", st.Duration)
+	return st, nil
+}
+
 // reaper runs Backend.DeleteExpired every interval, jittered, until stopped.
 type reaper struct {
 	store    *Store
@@ -127,7 +149,7 @@ type reaper struct {
 
 // startReaper starts the reaper goroutine; the caller stops it with
 // reaper.close.
-func startReaper(s *Store, interval time.Duration) *reaper {
+func startReaper(s *Store, interval time.Duration, _ reapSettings) *reaper {
 	r := &reaper{store: s, interval: interval, stop: make(chan struct{}), done: make(chan struct{})}
 	go r.run()
 	return r

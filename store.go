@@ -84,6 +84,7 @@ type settings struct {
 	cookie          *sessions.Options
 	serializer      Serializer
 	clock           func() time.Time
+	reap            reapSettings
 }
 
 // WithRegion sets the AWS region of the DynamoDB client the Store builds.
@@ -316,7 +317,7 @@ func NewStore(ctx context.Context, table string, opts ...Option) (*Store, error)
 	}
 	s.MaxAge(cookie.MaxAge)
 	if cfg.cleanupInterval > 0 {
-		s.reaper = startReaper(s, cfg.cleanupInterval)
+		s.reaper = startReaper(s, cfg.cleanupInterval, cfg.reap)
 	}
 	return s, nil
 }
@@ -525,23 +526,29 @@ func (s *Store) Delete(r *http.Request, w http.ResponseWriter, sess *sessions.Se
 	return nil
 }
 
-// Reap runs one pass of the reaper now, deleting rows that have expired, and
-// returns its statistics. It is for cron jobs and Lambdas as much as for the
-// Store's own reaper goroutine.
-func (s *Store) Reap(ctx context.Context) (ReapStats, error) {
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
-		return ReapStats{}, ErrClosed
+// Regenerate gives the session a new ID, keeping its values, and sets the
+// new cookie; call it at sign-in so an ID planted before sign-in (session
+// fixation) is worth nothing after it. The new row is written first (only
+// if no row has its key), then the old row is deleted, so the old cookie
+// never loads the session again. A session not yet saved is simply saved.
+func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
+	oldID := sess.ID
+	if oldID == "" {
+		return s.Save(r, w, sess)
 	}
-	st, err := s.backend.DeleteExpired(ctx, s.now())
-	if err != nil {
-		return st, err
+	if st, ok := getState(r, sess); ok && st.failed {
+		return ErrLoadFailed
 	}
-	s.log.InfoContext(ctx, "dynamostore: reaper pass", "pages", st.Pages, "scanned", st.Scanned,
-		"deleted", st.Deleted, "skipped", st.Skipped, "capacity", st.ConsumedCapacity, "duration", st.Duration)
-	return st, nil
+	sess.ID = ""
+	dropState(r, sess)
+	if err := s.Save(r, w, sess); err != nil {
+		sess.ID = oldID
+		return err
+	}
+	if err := s.backend.Delete(r.Context(), storageKey(oldID)); err != nil {
+		return fmt.Errorf("dynamostore: deleting the old session after regenerating its ID: %w", err)
+	}
+	return nil
 }
 
 // Close stops the reaper, cancelling a pass under way, and waits for it to

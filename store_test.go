@@ -750,3 +750,28 @@ func TestSaveFromAnotherRequestStillSafe(t *testing.T) {
 		t.Fatal("update lost")
 	}
 }
+
+func TestRegenerate(t *testing.T) {
+	e := newEnv(t)
+	old := e.save("s", map[any]any{"cart": 3})
+	r, sess, _ := e.load("s", old)
+	oldID := sess.ID
+	sess.Values["user"] = "ada"
+	w := httptest.NewRecorder()
+	if err := e.store.Regenerate(r, w, sess); err != nil {
+		t.Fatal(err)
+	}
+	if sess.ID == oldID || sess.ID == "" {
+		t.Fatal("ID not changed")
+	}
+	if e.rawItem(oldID) != nil {
+		t.Fatal("old row still there")
+	}
+	if _, s2, _ := e.load("s", old); !s2.IsNew {
+		t.Fatal("old cookie still loads the session")
+	}
+	_, s3, err := e.load("s", cookieOf(w, "s"))
+	if err != nil || s3.Values["cart"] != 3 || s3.Values["user"] != "ada" || s3.ID != sess.ID {
+		t.Fatalf("new cookie loads %v, %v", s3.Values, err)
+	}
+}
