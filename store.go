@@ -55,6 +55,7 @@ type Store struct {
 	log        *slog.Logger
 	now        func() time.Time
 	reaper     *reaper
+	counters   counters
 
 	mu     sync.Mutex
 	closed bool
@@ -390,6 +391,11 @@ func (s *Store) Get(r *http.Request, name string) (*sessions.Session, error) {
 // that session (ErrLoadFailed), so the user's real session is never
 // overwritten. Every call to DynamoDB uses r.Context().
 func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
+	sess, err := s.load(r, name)
+	return sess, s.counters.countErr(err)
+}
+
+func (s *Store) load(r *http.Request, name string) (*sessions.Session, error) {
 	sess := sessions.NewSession(s, name)
 	opts := *s.Options
 	sess.Options = &opts
@@ -404,6 +410,7 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	}
 	rec, err := s.backend.Get(r.Context(), storageKey(id), s.now())
 	if errors.Is(err, ErrNotFound) {
+		s.counters.misses.Add(1)
 		return sess, nil
 	}
 	if errors.Is(err, ErrDecode) {
@@ -422,6 +429,7 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	}
 	sess.ID = id
 	sess.IsNew = false
+	s.counters.loads.Add(1)
 	setState(r, sess, loadState{data: rec.Data, maxAge: opts.MaxAge, modified: rec.Modified})
 	return sess, nil
 }
@@ -441,6 +449,10 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 // Errors wrap ErrEncode, ErrTooLarge, ErrSessionGone, ErrLoadFailed or the
 // SDK's error; on error no cookie is set.
 func (s *Store) Save(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
+	return s.counters.countErr(s.save(r, w, sess))
+}
+
+func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
 	if sess.Options == nil {
 		opts := *s.Options
 		sess.Options = &opts
@@ -452,6 +464,7 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 			if err := s.backend.Delete(ctx, storageKey(sess.ID)); err != nil {
 				return err
 			}
+			s.counters.deletes.Add(1)
 		}
 		dropState(r, sess)
 		http.SetCookie(w, sessions.NewCookie(name, "", sess.Options))
@@ -477,21 +490,25 @@ func (s *Store) Save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 		if err := s.backend.Put(ctx, rec, PutNew); err != nil {
 			return err
 		}
+		s.counters.creates.Add(1)
 		sess.ID = id
 	case loaded && st.maxAge == sess.Options.MaxAge && bytes.Equal(data, st.data):
 		rec.Key = storageKey(sess.ID)
 		if s.touchAfter > 0 && now.Sub(st.modified) < s.touchAfter {
 			rec.Modified = st.modified
+			s.counters.skippedWrites.Add(1)
 			break
 		}
 		if err := s.backend.SetExpires(ctx, rec.Key, rec.Expires, now); err != nil {
 			return gone(err)
 		}
+		s.counters.touches.Add(1)
 	default:
 		rec.Key = storageKey(sess.ID)
 		if err := s.backend.Put(ctx, rec, PutExisting); err != nil {
 			return gone(err)
 		}
+		s.counters.updates.Add(1)
 	}
 	setState(r, sess, loadState{data: data, maxAge: sess.Options.MaxAge, modified: rec.Modified})
 	encoded, err := s.codec.encode(name, sess.ID)
@@ -546,8 +563,9 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 		return err
 	}
 	if err := s.backend.Delete(r.Context(), storageKey(oldID)); err != nil {
-		return fmt.Errorf("dynamostore: deleting the old session after regenerating its ID: %w", err)
+		return s.counters.countErr(fmt.Errorf("dynamostore: deleting the old session after regenerating its ID: %w", err))
 	}
+	s.counters.deletes.Add(1)
 	return nil
 }
 

@@ -775,3 +775,44 @@ func TestRegenerate(t *testing.T) {
 		t.Fatalf("new cookie loads %v, %v", s3.Values, err)
 	}
 }
+
+func TestShortMaxAgeIsNeverCutShort(t *testing.T) {
+	e := newEnv(t)
+	e.clock.Advance(999 * time.Millisecond) // just before a whole second
+	r := request()
+	sess, _ := e.store.New(r, "s")
+	sess.Options.MaxAge = 1
+	w := httptest.NewRecorder()
+	if err := sess.Save(r, w); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(999 * time.Millisecond)
+	if _, s2, _ := e.load("s", cookieOf(w, "s")); s2.IsNew {
+		t.Fatal("session with MaxAge 1 expired before a second had passed")
+	}
+	e.clock.Advance(time.Second)
+	if _, s3, _ := e.load("s", cookieOf(w, "s")); !s3.IsNew {
+		t.Fatal("session with MaxAge 1 still served two seconds later")
+	}
+}
+
+func TestStats(t *testing.T) {
+	e := newEnv(t, WithTouchAfter(10*time.Second))
+	c := e.save("s", map[any]any{"n": 1})    // create
+	r, sess, _ := e.load("s", c)             // load
+	_ = sess.Save(r, httptest.NewRecorder()) // skipped
+	e.clock.Advance(11 * time.Second)
+	r, sess, _ = e.load("s", c)              // load
+	_ = sess.Save(r, httptest.NewRecorder()) // touch
+	r, sess, _ = e.load("s", c)              // load
+	sess.Values["n"] = 2
+	_ = sess.Save(r, httptest.NewRecorder())                        // update
+	_, _, _ = e.load("s", &http.Cookie{Name: "s", Value: "forged"}) // invalid cookie
+	r, sess, _ = e.load("s", c)                                     // load
+	_ = e.store.Delete(r, httptest.NewRecorder(), sess)             // delete
+	_, _, _ = e.load("s", c)                                        // miss
+	want := Stats{Loads: 4, Misses: 1, Creates: 1, Updates: 1, Touches: 1, SkippedWrites: 1, Deletes: 1, InvalidCookies: 1}
+	if got := e.store.Stats(); got != want {
+		t.Fatalf("Stats = %+v\nwant    %+v", got, want)
+	}
+}
