@@ -17,6 +17,12 @@ type Record struct {
 	// Modified is when the record was last written. A Backend stores it at
 	// one-millisecond precision.
 	Modified time.Time
+	// Version counts the writes of the record's data when optimistic
+	// locking is on; 0 means unversioned. See PutExisting.
+	Version int64
+	// Owner is the user the session belongs to, "" for none. See
+	// OwnerBackend.
+	Owner string
 }
 
 // PutMode says under which condition Backend.Put writes a record.
@@ -28,8 +34,10 @@ const (
 	PutNew PutMode = iota
 	// PutExisting writes only when a live record (one that expires after
 	// the new record's Modified time) has the key; otherwise Put returns
-	// ErrNotFound. It replaces Data, Expires and Modified and leaves any
-	// other attribute as it is.
+	// ErrNotFound. It replaces Data, Expires and Modified, sets Owner when
+	// it is not empty, and leaves any other attribute as it is. When
+	// rec.Version > 0 it also requires the stored version to be
+	// rec.Version-1 (or absent), and returns ErrConflict otherwise.
 	PutExisting
 )
 
@@ -52,4 +60,13 @@ type Backend interface {
 	// DeleteExpired removes records that expired before now and reports
 	// what it did.
 	DeleteExpired(ctx context.Context, now time.Time) (ReapStats, error)
+}
+
+// OwnerBackend is implemented by Backends that can find every session of an
+// owner, which Store.RevokeOwner needs. DynamoDBBackend implements it with
+// a global secondary index (see TableOptions.OwnerIndex).
+type OwnerBackend interface {
+	// DeleteOwner deletes every record whose Owner is owner and returns how
+	// many it deleted.
+	DeleteOwner(ctx context.Context, owner string) (int, error)
 }

@@ -27,7 +27,18 @@ const (
 	// AttrModified is when the item was last written, in epoch
 	// milliseconds (Number).
 	AttrModified = "mod"
+	// AttrVersion is the write counter used by optimistic locking
+	// (Number). It is absent unless WithOptimisticLocking is on.
+	AttrVersion = "ver"
+	// AttrOwner is the owner set by Store.SetOwner (String), the key of
+	// the owner index. It is absent for sessions without an owner.
+	AttrOwner = "own"
 )
+
+// OwnerIndexName is the name of the global secondary index on AttrOwner
+// that Store.RevokeOwner queries. EnsureTable creates it when
+// TableOptions.OwnerIndex is set.
+const OwnerIndexName = "owner-index"
 
 // MaxItemSize is DynamoDB's limit on the size of one item, attribute names
 // included: 400 KB.
@@ -42,6 +53,7 @@ type DynamoDBAPI interface {
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 	Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 }
 
@@ -55,12 +67,14 @@ type DynamoDBBackend struct {
 	table          *string
 	consistentRead *bool
 
-	createCond   compiledExpr // attribute_not_exists(id)
-	updateData   compiledExpr // SET v, exp, mod if live
-	updateNoData compiledExpr // SET exp, mod REMOVE v if live
-	touch        compiledExpr // SET exp, mod if live
-	reapScan     compiledExpr // projection id, exp; filter exp < now
-	reapDelete   compiledExpr // delete if exp < now
+	createCond compiledExpr // attribute_not_exists(id)
+	// updates holds the UpdateItem expressions of PutExisting, indexed by
+	// the updateFlags of the record written.
+	updates    [updateVariants]compiledExpr
+	touch      compiledExpr // SET exp, mod if live
+	ownerQuery compiledExpr // own = :owner
+	reapScan   compiledExpr // projection id, exp; filter exp < now
+	reapDelete compiledExpr // delete if exp < now
 }
 
 var _ Backend = (*DynamoDBBackend)(nil)
@@ -81,20 +95,23 @@ func NewDynamoDBBackend(client DynamoDBAPI, table string, consistentRead bool) (
 		table:          aws.String(table),
 		consistentRead: aws.Bool(consistentRead),
 	}
-	id, v, exp, mod := expression.Name(AttrID), expression.Name(AttrValues), expression.Name(AttrExpires), expression.Name(AttrModified)
+	id, exp, mod := expression.Name(AttrID), expression.Name(AttrExpires), expression.Name(AttrModified)
 	live := expression.AttributeExists(id).And(exp.GreaterThan(param("now")))
+	for f := range updateFlags(updateVariants) {
+		var err error
+		if b.updates[f], err = compile(f.builder(live)); err != nil {
+			return nil, err
+		}
+	}
 	var err error
 	for _, c := range []struct {
 		dst *compiledExpr
 		b   expression.Builder
 	}{
 		{&b.createCond, expression.NewBuilder().WithCondition(expression.AttributeNotExists(id))},
-		{&b.updateData, expression.NewBuilder().WithCondition(live).WithUpdate(
-			expression.Set(v, param("v")).Set(exp, param("exp")).Set(mod, param("mod")))},
-		{&b.updateNoData, expression.NewBuilder().WithCondition(live).WithUpdate(
-			expression.Set(exp, param("exp")).Set(mod, param("mod")).Remove(v))},
 		{&b.touch, expression.NewBuilder().WithCondition(live).WithUpdate(
 			expression.Set(exp, param("exp")).Set(mod, param("mod")))},
+		{&b.ownerQuery, expression.NewBuilder().WithKeyCondition(expression.Key(AttrOwner).Equal(expression.Value(paramMarker + "owner")))},
 		{&b.reapScan, expression.NewBuilder().WithProjection(expression.NamesList(id, exp)).
 			WithFilter(exp.LessThan(param("now")))},
 		{&b.reapDelete, expression.NewBuilder().WithCondition(exp.LessThan(param("now")))},
@@ -104,6 +121,52 @@ func NewDynamoDBBackend(client DynamoDBAPI, table string, consistentRead bool) (
 		}
 	}
 	return b, nil
+}
+
+// updateFlags selects the UpdateItem expression of PutExisting.
+type updateFlags int
+
+const (
+	withData    updateFlags = 1 << iota // SET v (else REMOVE v)
+	withVersion                         // check and SET ver
+	withOwner                           // SET own
+	updateVariants
+)
+
+func flagsOf(rec Record) updateFlags {
+	var f updateFlags
+	if len(rec.Data) > 0 {
+		f |= withData
+	}
+	if rec.Version > 0 {
+		f |= withVersion
+	}
+	if rec.Owner != "" {
+		f |= withOwner
+	}
+	return f
+}
+
+// builder returns the UpdateItem expression for the flags: the row must be
+// live, and with withVersion hold the previous version.
+func (f updateFlags) builder(live expression.ConditionBuilder) expression.Builder {
+	v, exp, mod := expression.Name(AttrValues), expression.Name(AttrExpires), expression.Name(AttrModified)
+	u := expression.Set(exp, param("exp")).Set(mod, param("mod"))
+	if f&withData != 0 {
+		u = u.Set(v, param("v"))
+	} else {
+		u = u.Remove(v)
+	}
+	cond := live
+	if f&withVersion != 0 {
+		ver := expression.Name(AttrVersion)
+		u = u.Set(ver, param("ver"))
+		cond = cond.And(expression.AttributeNotExists(ver).Or(ver.Equal(param("prev"))))
+	}
+	if f&withOwner != 0 {
+		u = u.Set(expression.Name(AttrOwner), param("own"))
+	}
+	return expression.NewBuilder().WithCondition(cond).WithUpdate(u)
 }
 
 // validTableName checks a name against DynamoDB's rules: 3 to 255
@@ -190,6 +253,14 @@ func decodeItem(key string, item map[string]types.AttributeValue) (Record, error
 	default:
 		return Record{}, fmt.Errorf("%w: attribute %q is not Binary", ErrDecode, AttrValues)
 	}
+	if ver, ok := item[AttrVersion].(*types.AttributeValueMemberN); ok {
+		if n, err := strconv.ParseInt(ver.Value, 10, 64); err == nil && n > 0 {
+			rec.Version = n
+		}
+	}
+	if own, ok := item[AttrOwner].(*types.AttributeValueMemberS); ok {
+		rec.Owner = own.Value
+	}
 	return rec, nil
 }
 
@@ -201,6 +272,12 @@ func ItemSize(rec Record) int {
 		len(AttrModified) + numberSize(rec.Modified.UnixMilli())
 	if len(rec.Data) > 0 {
 		n += len(AttrValues) + len(rec.Data)
+	}
+	if rec.Version > 0 {
+		n += len(AttrVersion) + numberSize(rec.Version)
+	}
+	if rec.Owner != "" {
+		n += len(AttrOwner) + len(rec.Owner)
 	}
 	return n
 }
@@ -234,6 +311,12 @@ func (b *DynamoDBBackend) Put(ctx context.Context, rec Record, mode PutMode) err
 		if len(rec.Data) > 0 {
 			item[AttrValues] = &types.AttributeValueMemberB{Value: rec.Data}
 		}
+		if rec.Version > 0 {
+			item[AttrVersion] = &types.AttributeValueMemberN{Value: strconv.FormatInt(rec.Version, 10)}
+		}
+		if rec.Owner != "" {
+			item[AttrOwner] = &types.AttributeValueMemberS{Value: rec.Owner}
+		}
 		_, err = b.client.PutItem(ctx, &dynamodb.PutItemInput{
 			TableName:                b.table,
 			Item:                     item,
@@ -244,17 +327,21 @@ func (b *DynamoDBBackend) Put(ctx context.Context, rec Record, mode PutMode) err
 			return ErrExists
 		}
 	case PutExisting:
-		e := &b.updateData
-		if len(rec.Data) == 0 {
-			e = &b.updateNoData
-		}
-		vals := map[string]types.AttributeValue{
-			e.ph("now"): epochSeconds(rec.Modified),
-			e.ph("exp"): epochSeconds(rec.Expires),
-			e.ph("mod"): epochMillis(rec.Modified),
-		}
-		if len(rec.Data) > 0 {
+		f := flagsOf(rec)
+		e := &b.updates[f]
+		vals := make(map[string]types.AttributeValue, len(e.placeholders))
+		vals[e.ph("now")] = epochSeconds(rec.Modified)
+		vals[e.ph("exp")] = epochSeconds(rec.Expires)
+		vals[e.ph("mod")] = epochMillis(rec.Modified)
+		if f&withData != 0 {
 			vals[e.ph("v")] = &types.AttributeValueMemberB{Value: rec.Data}
+		}
+		if f&withVersion != 0 {
+			vals[e.ph("ver")] = &types.AttributeValueMemberN{Value: strconv.FormatInt(rec.Version, 10)}
+			vals[e.ph("prev")] = &types.AttributeValueMemberN{Value: strconv.FormatInt(rec.Version-1, 10)}
+		}
+		if f&withOwner != 0 {
+			vals[e.ph("own")] = &types.AttributeValueMemberS{Value: rec.Owner}
 		}
 		_, err = b.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                 b.table,
@@ -265,6 +352,9 @@ func (b *DynamoDBBackend) Put(ctx context.Context, rec Record, mode PutMode) err
 			ExpressionAttributeValues: vals,
 		})
 		if isConditionFailed(err) {
+			if f&withVersion != 0 {
+				return b.whyRefused(ctx, rec)
+			}
 			return ErrNotFound
 		}
 	default:
@@ -307,4 +397,60 @@ func (b *DynamoDBBackend) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("dynamostore: DeleteItem: %w", err)
 	}
 	return nil
+}
+
+// whyRefused tells a versioned update refused because the row is gone
+// (ErrNotFound) from one refused because another write got there first
+// (ErrConflict), with one strongly consistent read on that failure path.
+func (b *DynamoDBBackend) whyRefused(ctx context.Context, rec Record) error {
+	out, err := b.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: b.table, Key: keyOf(rec.Key), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return fmt.Errorf("dynamostore: reading session after a refused update: %w", err)
+	}
+	if out.Item == nil {
+		return ErrNotFound
+	}
+	cur, err := decodeItem(rec.Key, out.Item)
+	if err != nil || expired(rec.Modified, cur.Expires) {
+		return ErrNotFound
+	}
+	return fmt.Errorf("%w: stored version %d, expected %d", ErrConflict, cur.Version, rec.Version-1)
+}
+
+// DeleteOwner implements OwnerBackend: it queries OwnerIndexName for the
+// owner's sessions, page by page, and deletes each. The index is eventually
+// consistent, so a session written a moment before may be missed; call it
+// again, or rely on the session's expiry, where that matters.
+func (b *DynamoDBBackend) DeleteOwner(ctx context.Context, owner string) (int, error) {
+	if owner == "" {
+		return 0, fmt.Errorf("%w: empty owner", ErrInvalidOption)
+	}
+	q := &b.ownerQuery
+	p := dynamodb.NewQueryPaginator(b.client, &dynamodb.QueryInput{
+		TableName:                 b.table,
+		IndexName:                 aws.String(OwnerIndexName),
+		KeyConditionExpression:    q.keyCondition,
+		ExpressionAttributeNames:  q.names,
+		ExpressionAttributeValues: map[string]types.AttributeValue{q.ph("owner"): &types.AttributeValueMemberS{Value: owner}},
+	})
+	n := 0
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return n, fmt.Errorf("dynamostore: querying sessions of an owner: %w", err)
+		}
+		for _, item := range page.Items {
+			key, ok := item[AttrID].(*types.AttributeValueMemberS)
+			if !ok {
+				continue
+			}
+			if err := b.Delete(ctx, key.Value); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
 }

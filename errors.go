@@ -46,6 +46,15 @@ var (
 	// deserialized. The session returned with it is a fresh one.
 	ErrDecode = errors.New("dynamostore: cannot decode stored session")
 
+	// ErrConflict is returned by Save, with optimistic locking on, when
+	// another request changed the session since it was loaded. Nothing is
+	// written; load the session again and reapply the change.
+	ErrConflict = errors.New("dynamostore: session changed since it was loaded")
+
+	// ErrUnsupported is returned by RevokeOwner when the Backend does not
+	// implement OwnerBackend.
+	ErrUnsupported = errors.New("dynamostore: not supported by this backend")
+
 	// ErrClosed is returned by Reap after Close.
 	ErrClosed = errors.New("dynamostore: store closed")
 )

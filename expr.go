@@ -21,11 +21,12 @@ func param(name string) expression.ValueBuilder {
 // (so reserved words are always aliased) and reused for every request, with
 // the values of its params filled in per call.
 type compiledExpr struct {
-	condition  *string
-	update     *string
-	filter     *string
-	projection *string
-	names      map[string]string
+	condition    *string
+	keyCondition *string
+	update       *string
+	filter       *string
+	projection   *string
+	names        map[string]string
 	// placeholders maps a param name to its ":n" placeholder.
 	placeholders map[string]string
 }
@@ -38,6 +39,7 @@ func compile(b expression.Builder) (compiledExpr, error) {
 	}
 	c := compiledExpr{
 		condition:    e.Condition(),
+		keyCondition: e.KeyCondition(),
 		update:       e.Update(),
 		filter:       e.Filter(),
 		projection:   e.Projection(),

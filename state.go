@@ -16,6 +16,10 @@ type loadState struct {
 	data     []byte    // serialized values as stored
 	maxAge   int       // the session's MaxAge when stored
 	modified time.Time // when the row was last written
+	version  int64     // stored version, with optimistic locking
+	owner    string    // stored or newly set owner
+	// ownerSet marks an owner set since the load, which Save must write.
+	ownerSet bool
 	// failed marks a session whose load failed: Save refuses it, so a
 	// passing read error can never replace the user's real session.
 	failed bool

@@ -19,7 +19,8 @@ type Stats struct {
 	// Deletes counts sessions deleted (MaxAge < 0, Delete, Regenerate).
 	Deletes int64
 	// Conflicts counts saves refused because the session was deleted or
-	// expired since it was loaded (ErrSessionGone).
+	// expired (ErrSessionGone) or, with optimistic locking, changed
+	// (ErrConflict) since it was loaded.
 	Conflicts int64
 	// InvalidCookies, DecodeErrors, EncodeErrors and TooLarge count those
 	// errors; BackendErrors counts failed calls to DynamoDB or the Backend.
@@ -64,7 +65,7 @@ func (c *counters) countErr(err error) error {
 		c.encodeErrs.Add(1)
 	case errors.Is(err, ErrTooLarge):
 		c.tooLarge.Add(1)
-	case errors.Is(err, ErrSessionGone):
+	case errors.Is(err, ErrSessionGone), errors.Is(err, ErrConflict):
 		c.conflicts.Add(1)
 	case errors.Is(err, ErrLoadFailed):
 	default:

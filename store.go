@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/gorilla/securecookie"
@@ -52,6 +53,7 @@ type Store struct {
 	serializer Serializer
 	ttl        time.Duration
 	touchAfter time.Duration
+	locking    bool
 	log        *slog.Logger
 	now        func() time.Time
 	reaper     *reaper
@@ -86,6 +88,9 @@ type settings struct {
 	serializer      Serializer
 	clock           func() time.Time
 	reap            reapSettings
+	retryAttempts   int
+	retryBackoff    time.Duration
+	locking         bool
 }
 
 // WithRegion sets the AWS region of the DynamoDB client the Store builds.
@@ -266,6 +271,44 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
+// WithRetryMaxAttempts sets how many times the DynamoDB client the Store
+// builds tries a call that fails with a retryable error (throttling, 5xx,
+// connection errors), through the SDK's standard retryer. Default: the
+// SDK's, 3. It does not apply to a client given with WithClient.
+func WithRetryMaxAttempts(n int) Option {
+	return func(s *settings) error {
+		if n < 1 {
+			return fmt.Errorf("%w: retry max attempts %d must be at least 1", ErrInvalidOption, n)
+		}
+		s.retryAttempts = n
+		return nil
+	}
+}
+
+// WithRetryMaxBackoff caps the delay between retries of the DynamoDB
+// client the Store builds. Default: the SDK's, 20 seconds. Keep it well
+// under your request timeout. It does not apply to a client given with
+// WithClient.
+func WithRetryMaxBackoff(d time.Duration) Option {
+	return func(s *settings) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: retry max backoff %v must be positive", ErrInvalidOption, d)
+		}
+		s.retryBackoff = d
+		return nil
+	}
+}
+
+// WithOptimisticLocking keeps a version number on each session (attribute
+// AttrVersion) and makes Save of changed values fail with ErrConflict when
+// another request wrote the session since this one loaded it, so no update
+// is lost silently. Default off: the last writer wins, though a deleted
+// session is never brought back either way. The check needs Save to be
+// given the request the session was loaded with.
+func WithOptimisticLocking(on bool) Option {
+	return func(s *settings) error { s.locking = on; return nil }
+}
+
 // NewStore returns a Store on the named DynamoDB table. It validates every
 // option and returns an error wrapping ErrInvalidOption when one is wrong.
 // ctx bounds the construction only: loading the AWS configuration and, with
@@ -313,6 +356,7 @@ func NewStore(ctx context.Context, table string, opts ...Option) (*Store, error)
 		serializer: cfg.serializer,
 		ttl:        cfg.ttl,
 		touchAfter: cfg.touchAfter,
+		locking:    cfg.locking,
 		log:        cfg.logger,
 		now:        cfg.clock,
 	}
@@ -349,6 +393,15 @@ func newDynamoDBBackend(ctx context.Context, table string, cfg *settings) (*Dyna
 		client = dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
 			if cfg.endpoint != "" {
 				o.BaseEndpoint = aws.String(cfg.endpoint)
+			}
+			if cfg.retryAttempts > 0 {
+				o.RetryMaxAttempts = cfg.retryAttempts
+			}
+			if cfg.retryBackoff > 0 {
+				if o.Retryer == nil {
+					o.Retryer = retry.NewStandard()
+				}
+				o.Retryer = retry.AddWithMaxBackoffDelay(o.Retryer, cfg.retryBackoff)
 			}
 		})
 	}
@@ -430,7 +483,7 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, error) {
 	sess.ID = id
 	sess.IsNew = false
 	s.counters.loads.Add(1)
-	setState(r, sess, loadState{data: rec.Data, maxAge: opts.MaxAge, modified: rec.Modified})
+	setState(r, sess, loadState{data: rec.Data, maxAge: opts.MaxAge, modified: rec.Modified, version: rec.Version, owner: rec.Owner})
 	return sess, nil
 }
 
@@ -479,7 +532,10 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 		return err
 	}
 	now := s.now()
-	rec := Record{Data: data, Expires: expiresAt(now, sess.Options.MaxAge, s.ttl), Modified: now}
+	rec := Record{Data: data, Expires: expiresAt(now, sess.Options.MaxAge, s.ttl), Modified: now, Owner: st.owner}
+	if s.locking {
+		rec.Version = st.version + 1
+	}
 	switch {
 	case sess.ID == "":
 		id, err := newID()
@@ -492,8 +548,9 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 		}
 		s.counters.creates.Add(1)
 		sess.ID = id
-	case loaded && st.maxAge == sess.Options.MaxAge && bytes.Equal(data, st.data):
+	case loaded && !st.ownerSet && st.maxAge == sess.Options.MaxAge && bytes.Equal(data, st.data):
 		rec.Key = storageKey(sess.ID)
+		rec.Version = st.version
 		if s.touchAfter > 0 && now.Sub(st.modified) < s.touchAfter {
 			rec.Modified = st.modified
 			s.counters.skippedWrites.Add(1)
@@ -510,7 +567,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 		}
 		s.counters.updates.Add(1)
 	}
-	setState(r, sess, loadState{data: data, maxAge: sess.Options.MaxAge, modified: rec.Modified})
+	setState(r, sess, loadState{data: data, maxAge: sess.Options.MaxAge, modified: rec.Modified, version: rec.Version, owner: rec.Owner})
 	encoded, err := s.codec.encode(name, sess.ID)
 	if err != nil {
 		return err
@@ -553,11 +610,12 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 	if oldID == "" {
 		return s.Save(r, w, sess)
 	}
-	if st, ok := getState(r, sess); ok && st.failed {
+	st, _ := getState(r, sess)
+	if st.failed {
 		return ErrLoadFailed
 	}
 	sess.ID = ""
-	dropState(r, sess)
+	setState(r, sess, loadState{owner: st.owner})
 	if err := s.Save(r, w, sess); err != nil {
 		sess.ID = oldID
 		return err
@@ -567,6 +625,34 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 	}
 	s.counters.deletes.Add(1)
 	return nil
+}
+
+// SetOwner records that the session belongs to owner (a user ID, say), so
+// that RevokeOwner can later end every session of that user. Call it at
+// sign-in, before Save, with the request the session was loaded with; the
+// next Save writes it. The owner is stored in clear in AttrOwner, and needs
+// the owner index (TableOptions.OwnerIndex) for RevokeOwner.
+func (s *Store) SetOwner(r *http.Request, sess *sessions.Session, owner string) {
+	st, _ := getState(r, sess)
+	st.owner = owner
+	st.ownerSet = true
+	setState(r, sess, st)
+}
+
+// RevokeOwner deletes every session of owner, as set by SetOwner, and
+// returns how many it deleted: after it, none of that user's cookies loads
+// a session. With DynamoDB it queries the owner index, which is eventually
+// consistent, so a session saved in the last moment may survive: call it
+// again a second later where that matters. It returns ErrUnsupported when
+// the Backend cannot look sessions up by owner.
+func (s *Store) RevokeOwner(ctx context.Context, owner string) (int, error) {
+	ob, ok := s.backend.(OwnerBackend)
+	if !ok {
+		return 0, ErrUnsupported
+	}
+	n, err := ob.DeleteOwner(ctx, owner)
+	s.counters.deletes.Add(int64(n))
+	return n, s.counters.countErr(err)
 }
 
 // Close stops the reaper, cancelling a pass under way, and waits for it to

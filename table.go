@@ -14,6 +14,7 @@ import (
 // TableAPI is the part of *dynamodb.Client that EnsureTable uses.
 type TableAPI interface {
 	dynamodb.DescribeTableAPIClient
+	UpdateTable(ctx context.Context, in *dynamodb.UpdateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateTableOutput, error)
 	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
 	DescribeTimeToLive(ctx context.Context, in *dynamodb.DescribeTimeToLiveInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTimeToLiveOutput, error)
 	UpdateTimeToLive(ctx context.Context, in *dynamodb.UpdateTimeToLiveInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateTimeToLiveOutput, error)
@@ -38,9 +39,14 @@ type TableOptions struct {
 	// OnDemand is false. Zero means DefaultReadCapacity and
 	// DefaultWriteCapacity (5 and 5).
 	ReadCapacity, WriteCapacity int64
-	// WaitTimeout bounds the wait for the table to become ACTIVE. Zero
-	// means 2 minutes.
+	// WaitTimeout bounds the wait for the table (and the owner index) to
+	// become ACTIVE. Zero means 2 minutes.
 	WaitTimeout time.Duration
+	// OwnerIndex adds the global secondary index OwnerIndexName on
+	// AttrOwner (keys only), which Store.RevokeOwner needs; on an existing
+	// table without it, EnsureTable adds it with UpdateTable and waits for
+	// it. Default false.
+	OwnerIndex bool
 }
 
 // EnsureTable creates the session table when it does not exist (partition
@@ -63,14 +69,16 @@ func EnsureTable(ctx context.Context, client TableAPI, table string, opts TableO
 		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(AttrID), AttributeType: types.ScalarAttributeTypeS}},
 		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(AttrID), KeyType: types.KeyTypeHash}},
 	}
-	if opts.OnDemand {
+	throughput := opts.throughput()
+	if throughput == nil {
 		in.BillingMode = types.BillingModePayPerRequest
 	} else {
 		in.BillingMode = types.BillingModeProvisioned
-		in.ProvisionedThroughput = &types.ProvisionedThroughput{
-			ReadCapacityUnits:  aws.Int64(orDefault(opts.ReadCapacity, DefaultReadCapacity)),
-			WriteCapacityUnits: aws.Int64(orDefault(opts.WriteCapacity, DefaultWriteCapacity)),
-		}
+		in.ProvisionedThroughput = throughput
+	}
+	if opts.OwnerIndex {
+		in.AttributeDefinitions = append(in.AttributeDefinitions, ownerAttribute())
+		in.GlobalSecondaryIndexes = []types.GlobalSecondaryIndex{ownerIndex(throughput)}
 	}
 	if _, err := client.CreateTable(ctx, in); err != nil {
 		var inUse *types.ResourceInUseException
@@ -85,7 +93,86 @@ func EnsureTable(ctx context.Context, client TableAPI, table string, opts TableO
 	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)}, opts.WaitTimeout); err != nil {
 		return fmt.Errorf("dynamostore: waiting for table %s: %w", table, err)
 	}
+	if opts.OwnerIndex {
+		if err := ensureOwnerIndex(ctx, client, table, opts); err != nil {
+			return err
+		}
+	}
 	return ensureTTL(ctx, client, table)
+}
+
+// throughput returns the provisioned throughput of the options, or nil for
+// on-demand billing.
+func (o TableOptions) throughput() *types.ProvisionedThroughput {
+	if o.OnDemand {
+		return nil
+	}
+	return &types.ProvisionedThroughput{
+		ReadCapacityUnits:  aws.Int64(orDefault(o.ReadCapacity, DefaultReadCapacity)),
+		WriteCapacityUnits: aws.Int64(orDefault(o.WriteCapacity, DefaultWriteCapacity)),
+	}
+}
+
+func ownerAttribute() types.AttributeDefinition {
+	return types.AttributeDefinition{AttributeName: aws.String(AttrOwner), AttributeType: types.ScalarAttributeTypeS}
+}
+
+func ownerIndex(throughput *types.ProvisionedThroughput) types.GlobalSecondaryIndex {
+	return types.GlobalSecondaryIndex{
+		IndexName:             aws.String(OwnerIndexName),
+		KeySchema:             []types.KeySchemaElement{{AttributeName: aws.String(AttrOwner), KeyType: types.KeyTypeHash}},
+		Projection:            &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
+		ProvisionedThroughput: throughput,
+	}
+}
+
+// ensureOwnerIndex adds the owner index to an existing table that lacks it
+// and waits until the index is ACTIVE.
+func ensureOwnerIndex(ctx context.Context, client TableAPI, table string, opts TableOptions) error {
+	ctx, cancel := context.WithTimeout(ctx, opts.WaitTimeout)
+	defer cancel()
+	created := false
+	for delay := 200 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+		d, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+		if err != nil {
+			return fmt.Errorf("dynamostore: describing table %s: %w", table, err)
+		}
+		var status types.IndexStatus
+		found := false
+		for _, gsi := range d.Table.GlobalSecondaryIndexes {
+			if aws.ToString(gsi.IndexName) == OwnerIndexName {
+				found, status = true, gsi.IndexStatus
+			}
+		}
+		switch {
+		case found && (status == types.IndexStatusActive || status == ""):
+			return nil
+		case !found && !created:
+			var throughput *types.ProvisionedThroughput
+			if d.Table.BillingModeSummary == nil || d.Table.BillingModeSummary.BillingMode != types.BillingModePayPerRequest {
+				if throughput = opts.throughput(); throughput == nil {
+					throughput = TableOptions{}.throughput()
+				}
+			}
+			gsi := ownerIndex(throughput)
+			_, err := client.UpdateTable(ctx, &dynamodb.UpdateTableInput{
+				TableName:            aws.String(table),
+				AttributeDefinitions: []types.AttributeDefinition{ownerAttribute()},
+				GlobalSecondaryIndexUpdates: []types.GlobalSecondaryIndexUpdate{{Create: &types.CreateGlobalSecondaryIndexAction{
+					IndexName: gsi.IndexName, KeySchema: gsi.KeySchema, Projection: gsi.Projection, ProvisionedThroughput: gsi.ProvisionedThroughput,
+				}}},
+			})
+			if err != nil {
+				return fmt.Errorf("dynamostore: adding the owner index to %s: %w", table, err)
+			}
+			created = true
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("dynamostore: waiting for the owner index of %s: %w", table, ctx.Err())
+		case <-time.After(delay):
+		}
+	}
 }
 
 func orDefault(v, def int64) int64 {

@@ -1,0 +1,116 @@
+package dynamostore
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/dynamostore/dynamostore/internal/dbtest"
+)
+
+// ownerEnv is an env whose table has the owner index.
+func ownerEnv(t *testing.T, opts ...Option) *env {
+	t.Helper()
+	e := &env{t: t, calls: &callCounter{}, clock: newFakeClock()}
+	e.client = dbtest.Client(t, e.calls.option)
+	e.table = dbtest.TableName(t, e.client)
+	base := []Option{WithClient(e.client), WithKeyPairs(testHashKey), WithCleanupInterval(0), WithClock(e.clock.Now),
+		WithAutoCreate(TableOptions{OnDemand: true, OwnerIndex: true})}
+	s, err := NewStore(context.Background(), e.table, append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	e.store = s
+	return e
+}
+
+// signIn creates a session owned by user and returns its cookie.
+func (e *env) signIn(user string) *http.Cookie {
+	e.t.Helper()
+	r := request()
+	sess, _ := e.store.Get(r, "s")
+	sess.Values["user"] = user
+	e.store.SetOwner(r, sess, user)
+	w := httptest.NewRecorder()
+	if err := sess.Save(r, w); err != nil {
+		e.t.Fatal(err)
+	}
+	return cookieOf(w, "s")
+}
+
+func TestRevokeOwner(t *testing.T) {
+	e := ownerEnv(t)
+	ada := []*http.Cookie{e.signIn("ada"), e.signIn("ada"), e.signIn("ada")}
+	bob := e.signIn("bob")
+	// An existing session that becomes owned at sign-in, then regenerated.
+	c := e.save("s", map[any]any{"cart": 1})
+	r, sess, _ := e.load("s", c)
+	e.store.SetOwner(r, sess, "ada")
+	w := httptest.NewRecorder()
+	if err := e.store.Regenerate(r, w, sess); err != nil {
+		t.Fatal(err)
+	}
+	ada = append(ada, cookieOf(w, "s"))
+	// A later unchanged save keeps the owner.
+	e.clock.Advance(time.Minute)
+	r, sess, _ = e.load("s", ada[0])
+	if err := sess.Save(r, httptest.NewRecorder()); err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := e.store.RevokeOwner(context.Background(), "ada")
+	if err != nil || n != len(ada) {
+		t.Fatalf("RevokeOwner = %d, %v; want %d", n, err, len(ada))
+	}
+	for i, c := range ada {
+		if _, s, _ := e.load("s", c); !s.IsNew {
+			t.Fatalf("ada's session %d still loads", i)
+		}
+	}
+	if _, s, _ := e.load("s", bob); s.IsNew || s.Values["user"] != "bob" {
+		t.Fatal("another owner's session was revoked")
+	}
+	if _, err := e.store.RevokeOwner(context.Background(), ""); !errors.Is(err, ErrInvalidOption) {
+		t.Fatalf("RevokeOwner(\"\") = %v", err)
+	}
+}
+
+func TestRevokeOwnerUnsupported(t *testing.T) {
+	s, err := NewStore(context.Background(), "", WithBackend(newMapBackend()), WithKeyPairs(testHashKey), WithCleanupInterval(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.RevokeOwner(context.Background(), "ada"); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("RevokeOwner on a map backend = %v; want ErrUnsupported", err)
+	}
+}
+
+func TestEnsureTableAddsOwnerIndex(t *testing.T) {
+	for _, onDemand := range []bool{true, false} {
+		client := dbtest.Client(t)
+		table := dbtest.TableName(t, client)
+		ctx := context.Background()
+		if err := EnsureTable(ctx, client, table, TableOptions{OnDemand: onDemand}); err != nil {
+			t.Fatal(err)
+		}
+		if err := EnsureTable(ctx, client, table, TableOptions{OnDemand: onDemand, OwnerIndex: true}); err != nil {
+			t.Fatalf("adding the owner index (on demand %v): %v", onDemand, err)
+		}
+		d, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Table.GlobalSecondaryIndexes) != 1 || aws.ToString(d.Table.GlobalSecondaryIndexes[0].IndexName) != OwnerIndexName ||
+			d.Table.GlobalSecondaryIndexes[0].Projection.ProjectionType != types.ProjectionTypeKeysOnly {
+			t.Fatalf("indexes %+v", d.Table.GlobalSecondaryIndexes)
+		}
+	}
+}
