@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"sync"
 	"time"
 
@@ -548,7 +549,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 		}
 		s.counters.creates.Add(1)
 		sess.ID = id
-	case loaded && !st.ownerSet && st.maxAge == sess.Options.MaxAge && bytes.Equal(data, st.data):
+	case loaded && !st.ownerSet && st.maxAge == sess.Options.MaxAge && s.unchanged(data, st.data, sess.Values):
 		rec.Key = storageKey(sess.ID)
 		rec.Version = st.version
 		if s.touchAfter > 0 && now.Sub(st.modified) < s.touchAfter {
@@ -574,6 +575,21 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 	}
 	http.SetCookie(w, sessions.NewCookie(name, encoded, sess.Options))
 	return nil
+}
+
+// unchanged reports whether values, serialized as data, are the values
+// loaded from stored. gob writes map entries in random order, so the same
+// values can serialize to other bytes of the same length: then stored is
+// decoded and compared, which costs far less than the write it saves.
+func (s *Store) unchanged(data, stored []byte, values map[any]any) bool {
+	if bytes.Equal(data, stored) {
+		return true
+	}
+	if len(data) != len(stored) {
+		return false
+	}
+	old := make(map[any]any, len(values))
+	return s.serializer.Deserialize(stored, old) == nil && reflect.DeepEqual(old, values)
 }
 
 // gone turns a backend's ErrNotFound on an update into ErrSessionGone.
