@@ -161,3 +161,13 @@ func (e *env) load(name string, cookie *http.Cookie) (*http.Request, *sessions.S
 	s, err := e.store.Get(r, name)
 	return r, s, err
 }
+
+// requireTTL skips, saying why, a test that needs DynamoDB's TTL API on a
+// backend that lacks it: dynalite implements neither UpdateTimeToLive nor
+// the TTL deletion it would drive.
+func requireTTL(t *testing.T) {
+	t.Helper()
+	if os.Getenv("DYNAMOSTORE_BACKEND") == "dynalite" {
+		t.Skip("dynalite does not implement UpdateTimeToLive; this test runs against DynamoDB Local")
+	}
+}

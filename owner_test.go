@@ -46,6 +46,7 @@ func (e *env) signIn(user string) *http.Cookie {
 }
 
 func TestRevokeOwner(t *testing.T) {
+	requireTTL(t)
 	e := ownerEnv(t)
 	ada := []*http.Cookie{e.signIn("ada"), e.signIn("ada"), e.signIn("ada")}
 	bob := e.signIn("bob")
@@ -94,6 +95,7 @@ func TestRevokeOwnerUnsupported(t *testing.T) {
 }
 
 func TestEnsureTableAddsOwnerIndex(t *testing.T) {
+	requireTTL(t)
 	for _, onDemand := range []bool{true, false} {
 		client := dbtest.Client(t)
 		table := dbtest.TableName(t, client)
