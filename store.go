@@ -16,7 +16,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"reflect"
 	"sync"
 	"time"
@@ -24,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
@@ -104,7 +108,9 @@ func WithRegion(region string) Option {
 
 // WithEndpoint overrides the DynamoDB endpoint, for DynamoDB Local for
 // instance ("http://127.0.0.1:8000"). Default: AWS's endpoint for the
-// region.
+// region. For an endpoint on the loopback interface, when neither
+// WithAWSConfig nor AWS_ACCESS_KEY_ID gives credentials, the Store uses
+// static dummy ones ("local"), which DynamoDB Local accepts.
 func WithEndpoint(url string) Option {
 	return func(s *settings) error { s.endpoint = url; return nil }
 }
@@ -388,6 +394,11 @@ func newDynamoDBBackend(ctx context.Context, table string, cfg *settings) (*Dyna
 		if cfg.region != "" {
 			awsCfg.Region = cfg.region
 		}
+		if cfg.awsConfig == nil && loopback(cfg.endpoint) && os.Getenv("AWS_ACCESS_KEY_ID") == "" {
+			// DynamoDB Local takes any credentials, but the SDK insists on
+			// some: spare newcomers the setup.
+			awsCfg.Credentials = credentials.NewStaticCredentialsProvider("local", "local", "")
+		}
 		if awsCfg.Region == "" {
 			return nil, fmt.Errorf("%w: no AWS region: use WithRegion, WithAWSConfig or WithClient, or set AWS_REGION", ErrInvalidOption)
 		}
@@ -416,6 +427,20 @@ func newDynamoDBBackend(ctx context.Context, table string, cfg *settings) (*Dyna
 		}
 	}
 	return NewDynamoDBBackend(client, table, cfg.consistentRead)
+}
+
+// loopback reports whether endpoint is a URL on this machine, where only an
+// emulator such as DynamoDB Local can be.
+func loopback(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Hostname() == "" {
+		return false
+	}
+	if u.Hostname() == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip != nil && ip.IsLoopback()
 }
 
 // MaxAge sets the default MaxAge of new sessions' cookies and keeps the

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/dynamostore/dynamostore/internal/dbtest"
 	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 )
@@ -814,5 +815,38 @@ func TestStats(t *testing.T) {
 	want := Stats{Loads: 4, Misses: 1, Creates: 1, Updates: 1, Touches: 1, SkippedWrites: 1, Deletes: 1, InvalidCookies: 1}
 	if got := e.store.Stats(); got != want {
 		t.Fatalf("Stats = %+v\nwant    %+v", got, want)
+	}
+}
+
+func TestLoopbackEndpointNeedsNoCredentials(t *testing.T) {
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	client := dbtest.Client(t)
+	table := dbtest.NewTable(t, client)
+	s, err := NewStore(context.Background(), table, WithRegion("us-east-1"), WithEndpoint(dbtest.Endpoint(t)),
+		WithKeyPairs(testHashKey), WithCleanupInterval(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	e := &env{t: t, store: s, client: client, calls: &callCounter{}, clock: newFakeClock(), table: table}
+	c := e.save("s", map[any]any{"a": 1})
+	if _, sess, err := e.load("s", c); err != nil || sess.Values["a"] != 1 {
+		t.Fatalf("round trip through a store built from an endpoint: %v", err)
+	}
+	for _, tt := range []struct {
+		endpoint string
+		want     bool
+	}{
+		{"http://127.0.0.1:8000", true}, {"http://localhost:8000", true}, {"http://[::1]:8000", true},
+		{"https://dynamodb.eu-west-1.amazonaws.com", false}, {"", false}, {"::bad", false},
+	} {
+		if got := loopback(tt.endpoint); got != tt.want {
+			t.Errorf("loopback(%q) = %v", tt.endpoint, got)
+		}
 	}
 }
