@@ -36,12 +36,23 @@ need() {
 	command -v "$1" >/dev/null 2>&1 || die "'$1' is required but was not found in PATH${2:+ ($2)}"
 }
 
+# alive PID: true while PID runs. A zombie counts as gone: once the starting
+# script has exited, a stopped server is reaped by init, which can take a
+# while.
+alive() {
+	local stat
+	kill -0 "$1" 2>/dev/null || return 1
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	stat=${stat##*) }
+	[[ ${stat:0:1} != Z ]]
+}
+
 # proc_matches PID: true when PID is alive and its command line contains
 # SERVER_MATCH, i.e. it is still the process this script started.
 proc_matches() {
 	local pid=$1 cmdline
 	[[ $pid =~ ^[0-9]+$ ]] || return 1
-	kill -0 "$pid" 2>/dev/null || return 1
+	alive "$pid" || return 1
 	[[ -r /proc/$pid/cmdline ]] || return 0 # no procfs: trust the pid
 	cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
 	[[ $cmdline == *"$SERVER_MATCH"* ]]
@@ -104,13 +115,13 @@ kill_pid() {
 	local pid=$1 i
 	kill "$pid" 2>/dev/null || return 0
 	for ((i = 0; i < 150; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
+		alive "$pid" || return 0
 		sleep 0.1
 	done
 	log "pid $pid did not exit after SIGTERM; sending SIGKILL"
 	kill -KILL "$pid" 2>/dev/null || true
 	for ((i = 0; i < 50; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
+		alive "$pid" || return 0
 		sleep 0.1
 	done
 	die "pid $pid is still running after SIGKILL"
@@ -190,7 +201,7 @@ cmd_start() {
 		echo "$pid" >"$(state_file pid)"
 		deadline=$((SECONDS + timeout))
 		while ((SECONDS < deadline)); do
-			if ! kill -0 "$pid" 2>/dev/null; then
+			if ! alive "$pid"; then
 				break
 			fi
 			if http_answers "$endpoint/"; then
@@ -205,7 +216,7 @@ cmd_start() {
 			fi
 			sleep 0.2
 		done
-		if kill -0 "$pid" 2>/dev/null; then
+		if alive "$pid"; then
 			kill_pid "$pid" || true
 			clear_state
 			log "server did not answer at $endpoint within ${timeout}s; last lines of $logf:"
@@ -252,7 +263,7 @@ cmd_status() {
 
 # server_main ARGS...: parse the common command line and dispatch.
 server_main() {
-	local cmd="" db_path="" watch_pid="" timeout=60 fixed_port=""
+	local cmd="" db_path="" watch_pid="" timeout=${LOCAL_SERVER_START_TIMEOUT:-120} fixed_port=""
 	STATE_DIR=$SERVER_STATE_DEFAULT
 	while (($#)); do
 		case $1 in
