@@ -1,6 +1,7 @@
 package dynamostore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -322,8 +323,13 @@ func (b *DynamoDBBackend) Put(ctx context.Context, rec Record, mode PutMode) err
 			Item:                     item,
 			ConditionExpression:      b.createCond.condition,
 			ExpressionAttributeNames: b.createCond.names,
+			// On refusal, DynamoDB returns the item in the way.
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		})
 		if isConditionFailed(err) {
+			if wroteAlready(rec, err) {
+				return nil
+			}
 			return ErrExists
 		}
 	case PutExisting:
@@ -453,4 +459,19 @@ func (b *DynamoDBBackend) DeleteOwner(ctx context.Context, owner string) (int, e
 		}
 	}
 	return n, nil
+}
+
+// wroteAlready reports whether a create refused because its key exists
+// found exactly the item it writes: the answer to an earlier attempt of the
+// same call was lost (a connection reset after DynamoDB wrote the item) and
+// the SDK retried it. The Store creates every session under a fresh random
+// key, so no other write can have left that item.
+func wroteAlready(rec Record, err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) || ccf.Item == nil {
+		return false
+	}
+	cur, derr := decodeItem(rec.Key, ccf.Item)
+	return derr == nil && bytes.Equal(cur.Data, rec.Data) && cur.Expires.Unix() == rec.Expires.Unix() &&
+		cur.Modified.UnixMilli() == rec.Modified.UnixMilli() && cur.Version == rec.Version && cur.Owner == rec.Owner
 }
