@@ -281,7 +281,8 @@ func WithClock(now func() time.Time) Option {
 // WithRetryMaxAttempts sets how many times the DynamoDB client the Store
 // builds tries a call that fails with a retryable error (throttling, 5xx,
 // connection errors), through the SDK's standard retryer. Default: the
-// SDK's, 3. It does not apply to a client given with WithClient.
+// SDK's for DynamoDB, 4. It does not apply to a client given with
+// WithClient.
 func WithRetryMaxAttempts(n int) Option {
 	return func(s *settings) error {
 		if n < 1 {
