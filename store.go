@@ -369,9 +369,7 @@ func NewStore(ctx context.Context, table string, opts ...Option) (*Store, error)
 		now:        cfg.clock,
 	}
 	s.MaxAge(cookie.MaxAge)
-	if cfg.cleanupInterval > 0 {
-		s.reaper = startReaper(s, cfg.cleanupInterval, cfg.reap)
-	}
+	s.reaper = startReaper(s, cfg.cleanupInterval, cfg.reap)
 	return s, nil
 }
 

@@ -1,0 +1,341 @@
+package dynamostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// The reaper's own pauses, on top of the SDK's retries.
+const (
+	// throttleAttempts is how many times the reaper sends a call that
+	// DynamoDB keeps throttling (each after the SDK's own retries) before
+	// the pass fails.
+	throttleAttempts = 6
+	throttleBase     = time.Second
+	throttleMax      = 20 * time.Second
+
+	// unprocessedAttempts is how many times a BatchWriteItem is sent while
+	// DynamoDB returns some of its deletes unprocessed.
+	unprocessedAttempts = 10
+	unprocessedBase     = 100 * time.Millisecond
+	unprocessedMax      = 10 * time.Second
+
+	// batchSize is BatchWriteItem's limit of requests per call.
+	batchSize = 25
+
+	// The least a call costs, charged to the rate limiter when DynamoDB
+	// reports no capacity (a failed conditional delete, for instance).
+	minReadUnits  = 0.5
+	minWriteUnits = 1
+)
+
+// DeleteExpired implements Backend with one pass of the default settings,
+// without the fleet lease: a paginated Scan projecting only the key and
+// expiry, filtered to rows that expired before now, then one DeleteItem per
+// row, conditioned on the row still having expired before now, so that a
+// session refreshed in between is kept. The Store's Reap uses the reaper
+// options and the lease instead.
+func (b *DynamoDBBackend) DeleteExpired(ctx context.Context, now time.Time) (ReapStats, error) {
+	start := time.Now()
+	st, err := b.sweep(ctx, now, &reapSettings{})
+	st.Duration = time.Since(start)
+	return st, err
+}
+
+var _ passRunner = (*DynamoDBBackend)(nil)
+
+// runPass implements passRunner: with the lease on, it takes the lease (or
+// reports SkippedByLease), keeps it renewed during the sweep and releases
+// it afterwards.
+func (b *DynamoDBBackend) runPass(ctx context.Context, p *passParams) (st ReapStats, err error) {
+	start := time.Now()
+	defer func() { st.Duration = time.Since(start) }()
+	if p.cfg.noLease {
+		return b.sweep(ctx, p.now(), p.cfg)
+	}
+	l, err := newLease(b, p)
+	if err != nil {
+		return st, err
+	}
+	ok, err := l.acquire(ctx)
+	if err != nil || !ok {
+		return ReapStats{SkippedByLease: err == nil}, err
+	}
+	passStart := p.now()
+	passCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := l.keep(passCtx, cancel, p.cfg.renewTick)
+	st, err = b.sweep(passCtx, passStart, p.cfg)
+	stop()
+	if cause := context.Cause(passCtx); err != nil && errors.Is(cause, ErrLeaseLost) {
+		err = fmt.Errorf("dynamostore: reaper pass stopped: %w", cause)
+	}
+	var next time.Time
+	if err == nil && p.interval > 0 {
+		next = passStart.Add(p.interval)
+	}
+	if rerr := l.release(ctx, next); rerr != nil && err == nil {
+		err = rerr
+	}
+	return st, err
+}
+
+// sweeper is the state one sweep shares between its segments.
+type sweeper struct {
+	b       *DynamoDBBackend
+	cfg     *reapSettings
+	clock   waitClock
+	reads   *limiter
+	writes  *limiter
+	scanNow map[string]types.AttributeValue // filter values; read-only
+	delNow  map[string]types.AttributeValue // delete condition values; read-only
+}
+
+// sweep scans the whole table, in parallel segments when configured, and
+// deletes every row that expired before now.
+func (b *DynamoDBBackend) sweep(ctx context.Context, now time.Time, cfg *reapSettings) (ReapStats, error) {
+	clock := cfg.clock()
+	nowAV := epochSeconds(now)
+	w := &sweeper{
+		b:       b,
+		cfg:     cfg,
+		clock:   clock,
+		reads:   newLimiter(cfg.readRate, clock),
+		writes:  newLimiter(cfg.writeRate, clock),
+		scanNow: map[string]types.AttributeValue{b.reapScan.ph("now"): nowAV},
+		delNow:  map[string]types.AttributeValue{b.reapDelete.ph("now"): nowAV},
+	}
+	n := cfg.segmentCount()
+	if n == 1 {
+		st, err := w.segment(ctx, 0, 1)
+		st.Segments = 1
+		return st, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		total = ReapStats{Segments: n}
+		first error
+		wg    sync.WaitGroup
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := w.segment(ctx, i, n)
+			mu.Lock()
+			defer mu.Unlock()
+			total.add(st)
+			if err != nil && first == nil {
+				first = err
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	return total, first
+}
+
+// segment scans one segment of total to its end, deleting the expired rows
+// of each page before reading the next.
+func (w *sweeper) segment(ctx context.Context, seg, total int) (ReapStats, error) {
+	var st ReapStats
+	scan := &w.b.reapScan
+	in := &dynamodb.ScanInput{
+		TableName:                 w.b.table,
+		ProjectionExpression:      scan.projection,
+		FilterExpression:          scan.filter,
+		ExpressionAttributeNames:  scan.names,
+		ExpressionAttributeValues: w.scanNow,
+		ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
+	}
+	if total > 1 {
+		in.Segment, in.TotalSegments = aws.Int32(int32(seg)), aws.Int32(int32(total))
+	}
+	if w.cfg.pageSize > 0 {
+		in.Limit = aws.Int32(w.cfg.pageSize)
+	}
+	for {
+		if err := w.reads.wait(ctx); err != nil {
+			return st, err
+		}
+		var page *dynamodb.ScanOutput
+		err := w.call(ctx, &st, func() (err error) {
+			page, err = w.b.client.Scan(ctx, in)
+			return err
+		})
+		if err != nil {
+			return st, fmt.Errorf("dynamostore: reaper scan: %w", err)
+		}
+		st.Pages++
+		st.Scanned += int(page.ScannedCount)
+		c := capacityOf(page.ConsumedCapacity)
+		st.ReadCapacity += c
+		st.ConsumedCapacity += c
+		w.reads.charge(max(c, minReadUnits))
+
+		keys := make([]string, 0, len(page.Items))
+		for _, item := range page.Items {
+			// The filter never matches the lease item (it has no expiry);
+			// the check keeps it that way whatever the item holds.
+			if id, ok := item[AttrID].(*types.AttributeValueMemberS); ok && id.Value != LeaseKey {
+				keys = append(keys, id.Value)
+			}
+		}
+		if len(keys) > 0 {
+			if w.cfg.afterScan != nil {
+				w.cfg.afterScan(ctx, keys)
+			}
+			if w.cfg.batch {
+				err = w.deleteBatches(ctx, &st, keys)
+			} else {
+				err = w.deleteEach(ctx, &st, keys)
+			}
+			if err != nil {
+				return st, err
+			}
+		}
+		if len(page.LastEvaluatedKey) == 0 {
+			return st, nil
+		}
+		in.ExclusiveStartKey = page.LastEvaluatedKey
+	}
+}
+
+// deleteEach deletes the rows one DeleteItem at a time, each conditioned on
+// the row still having expired: a row refreshed since the scan is kept and
+// counted as skipped.
+func (w *sweeper) deleteEach(ctx context.Context, st *ReapStats, keys []string) error {
+	del := &w.b.reapDelete
+	for _, k := range keys {
+		if err := w.writes.wait(ctx); err != nil {
+			return err
+		}
+		var out *dynamodb.DeleteItemOutput
+		err := w.call(ctx, st, func() (err error) {
+			out, err = w.b.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+				TableName:                 w.b.table,
+				Key:                       keyOf(k),
+				ConditionExpression:       del.condition,
+				ExpressionAttributeNames:  del.names,
+				ExpressionAttributeValues: w.delNow,
+				ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
+			})
+			return err
+		})
+		switch {
+		case isConditionFailed(err):
+			st.Skipped++
+			w.writes.charge(minWriteUnits)
+		case err != nil:
+			return fmt.Errorf("dynamostore: reaper delete: %w", err)
+		default:
+			st.Deleted++
+			c := capacityOf(out.ConsumedCapacity)
+			st.WriteCapacity += c
+			st.ConsumedCapacity += c
+			w.writes.charge(max(c, minWriteUnits))
+		}
+	}
+	return nil
+}
+
+// deleteBatches deletes the rows with unconditional BatchWriteItem calls of
+// up to 25 deletes.
+func (w *sweeper) deleteBatches(ctx context.Context, st *ReapStats, keys []string) error {
+	for len(keys) > 0 {
+		n := min(batchSize, len(keys))
+		reqs := make([]types.WriteRequest, n)
+		for i, k := range keys[:n] {
+			reqs[i] = types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: keyOf(k)}}
+		}
+		keys = keys[n:]
+		if err := w.batch(ctx, st, reqs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// batch sends one batch of deletes, sending the unprocessed ones again with
+// exponential backoff and jitter until none is left.
+func (w *sweeper) batch(ctx context.Context, st *ReapStats, reqs []types.WriteRequest) error {
+	table := *w.b.table
+	for attempt := 0; ; attempt++ {
+		if err := w.writes.wait(ctx); err != nil {
+			return err
+		}
+		var out *dynamodb.BatchWriteItemOutput
+		err := w.call(ctx, st, func() (err error) {
+			out, err = w.b.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
+				RequestItems:           map[string][]types.WriteRequest{table: reqs},
+				ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+			})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("dynamostore: reaper batch delete: %w", err)
+		}
+		left := out.UnprocessedItems[table]
+		done := len(reqs) - len(left)
+		st.Deleted += done
+		var c float64
+		for i := range out.ConsumedCapacity {
+			c += capacityOf(&out.ConsumedCapacity[i])
+		}
+		st.WriteCapacity += c
+		st.ConsumedCapacity += c
+		w.writes.charge(max(c, float64(done)*minWriteUnits))
+		if len(left) == 0 {
+			return nil
+		}
+		if attempt+1 >= unprocessedAttempts {
+			return fmt.Errorf("dynamostore: reaper batch delete: %d deletes still unprocessed after %d attempts", len(left), attempt+1)
+		}
+		st.Unprocessed += len(left)
+		if err := w.clock.Sleep(ctx, backoff(attempt, unprocessedBase, unprocessedMax)); err != nil {
+			return err
+		}
+		reqs = left
+	}
+}
+
+// call runs f, and while it fails with a throttling error (the SDK having
+// given up retrying), pauses with exponential backoff and jitter and runs it
+// again, up to throttleAttempts times in all.
+func (w *sweeper) call(ctx context.Context, st *ReapStats, f func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := f()
+		if err == nil || attempt+1 >= throttleAttempts || !isThrottle(err) || ctx.Err() != nil {
+			return err
+		}
+		st.Throttled++
+		if err := w.clock.Sleep(ctx, backoff(attempt, throttleBase, throttleMax)); err != nil {
+			return err
+		}
+	}
+}
+
+// isThrottle reports whether err is DynamoDB refusing a call for its rate
+// (also when the SDK stopped retrying because its retry quota ran out):
+// ProvisionedThroughputExceededException, ThrottlingException,
+// RequestLimitExceeded and the like.
+func isThrottle(err error) bool {
+	return retry.ThrottleErrorCode{Codes: retry.DefaultThrottleErrorCodes}.IsErrorThrottle(err) == aws.TrueTernary
+}
+
+func capacityOf(c *types.ConsumedCapacity) float64 {
+	if c == nil {
+		return 0
+	}
+	return aws.ToFloat64(c.CapacityUnits)
+}
