@@ -14,11 +14,19 @@ import (
 // expiresAt returns when a session saved at now stops being served: after
 // maxAge seconds when the cookie has a MaxAge, otherwise after ttl (so a
 // browser-session cookie, MaxAge 0, still has a row that expires).
+//
+// It is rounded up to a whole second, the precision of the stored expiry,
+// so a session never lives shorter than asked.
 func expiresAt(now time.Time, maxAge int, ttl time.Duration) time.Time {
+	d := ttl
 	if maxAge > 0 {
-		return now.Add(time.Duration(maxAge) * time.Second)
+		d = time.Duration(maxAge) * time.Second
 	}
-	return now.Add(ttl)
+	t := now.Add(d)
+	if whole := t.Truncate(time.Second); !whole.Equal(t) {
+		return whole.Add(time.Second)
+	}
+	return t
 }
 
 // expired reports whether a row that expires at expires is dead at now.
