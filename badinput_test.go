@@ -372,35 +372,16 @@ func TestTooLargeCatalogue(t *testing.T) {
 			if calls := e.calls.take(); total(calls) != 0 {
 				t.Fatalf("DynamoDB calls %v for a too-large item", calls)
 			}
-			// DynamoDB agrees: the same item written directly is refused.
-			_, err := e.client.PutItem(context.Background(), &dynamodb.PutItemInput{
-				TableName: aws.String(e.table),
-				Item:      rawItemOf(rec),
-			})
+			// DynamoDB agrees: the stored item with one byte more is
+			// refused when written directly.
+			item := rawItemByKey(t, e.client, e.table, rec.Key)
+			item[AttrValues] = &types.AttributeValueMemberB{Value: rec.Data}
+			_, err := e.client.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(e.table), Item: item})
 			if err == nil || !strings.Contains(err.Error(), "size") {
 				t.Fatalf("DynamoDB accepted an item ItemSize puts over the limit: %v", err)
 			}
 		}
 	})
-}
-
-// rawItemOf is the item Put writes for rec.
-func rawItemOf(rec Record) map[string]types.AttributeValue {
-	item := map[string]types.AttributeValue{
-		AttrID:       &types.AttributeValueMemberS{Value: rec.Key},
-		AttrExpires:  epochSeconds(rec.Expires),
-		AttrModified: epochMillis(rec.Modified),
-	}
-	if len(rec.Data) > 0 {
-		item[AttrValues] = &types.AttributeValueMemberB{Value: rec.Data}
-	}
-	if rec.Version > 0 {
-		item[AttrVersion] = &types.AttributeValueMemberN{Value: fmt.Sprint(rec.Version)}
-	}
-	if rec.Owner != "" {
-		item[AttrOwner] = &types.AttributeValueMemberS{Value: rec.Owner}
-	}
-	return item
 }
 
 // itemCount counts the rows of the env's table.
