@@ -1,0 +1,522 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/dynamostore/dynamostore"
+	"github.com/dynamostore/dynamostore/internal/dbtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
+
+// result is what one run of the command produced.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// cli runs the command with args and stdin.
+func cli(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), args, strings.NewReader(stdin), &stdout, &stderr)
+	return result{code, stdout.String(), stderr.String()}
+}
+
+// ok fails the test unless r succeeded.
+func (r result) ok(t *testing.T) result {
+	t.Helper()
+	if r.code != exitOK || r.stderr != "" {
+		t.Fatalf("exit %d, stderr %q, stdout %q; want success", r.code, r.stderr, r.stdout)
+	}
+	return r
+}
+
+// fails checks that r failed with status code and one line on stderr
+// containing want.
+func (r result) fails(t *testing.T, code int, want string) {
+	t.Helper()
+	if r.code != code || !strings.Contains(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 {
+		t.Fatalf("exit %d, stderr %q; want exit %d and one line containing %q", r.code, r.stderr, code, want)
+	}
+}
+
+// on returns the flags that point a command at table on the test database.
+func on(t *testing.T, table string) []string {
+	return []string{"--table", table, "--endpoint", dbtest.Endpoint(t), "--region", dbtest.Region}
+}
+
+func args(lists ...[]string) []string {
+	var all []string
+	for _, l := range lists {
+		all = append(all, l...)
+	}
+	return all
+}
+
+func TestUsage(t *testing.T) {
+	t.Setenv("DYNAMOSTORE_TABLE", "")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		out  string // in stdout
+		err  string // in the one line of stderr
+	}{
+		{"no command", nil, exitUsage, "", "usage: dynamostore <command>"},
+		{"help", []string{"-h"}, exitOK, "create-table", ""},
+		{"unknown command", []string{"vacuum"}, exitUsage, "", `unknown command "vacuum"`},
+		{"create-table -h", []string{"create-table", "-h"}, exitOK, "-read units", ""},
+		{"status -h", []string{"status", "-h"}, exitOK, "-json", ""},
+		{"reap -h", []string{"reap", "--help"}, exitOK, "-dry-run", ""},
+		{"delete -h", []string{"delete", "-h"}, exitOK, "-hash-key-file file", ""},
+		{"revoke-owner -h", []string{"revoke-owner", "-h"}, exitOK, "usage: dynamostore revoke-owner [flags] <owner|->", ""},
+		{"unknown flag", []string{"reap", "--fast"}, exitUsage, "", "flag provided but not defined: -fast"},
+		{"no table", []string{"status", "--endpoint", "http://127.0.0.1:1"}, exitUsage, "", "no table"},
+		{"extra argument", []string{"status", "t", "now"}, exitUsage, "", "takes at most one argument"},
+		{"revoke-owner without owner", []string{"revoke-owner", "--table", "t"}, exitUsage, "", "takes one argument"},
+		{"revoke-owner with empty owner", []string{"revoke-owner", "--table", "t", "-"}, exitUsage, "", "empty owner"},
+		{"negative capacity", []string{"create-table", "--table", "t", "--read", "-1"}, exitUsage, "", "must not be negative"},
+		{"negative rate", []string{"reap", "--table", "t", "--rate", "-1"}, exitUsage, "", "--rate"},
+		{"segments in dry run", []string{"reap", "--table", "t", "--dry-run", "--segments", "2"}, exitUsage, "", "--segments"},
+		{"delete without argument", []string{"delete", "--table", "t"}, exitUsage, "", "takes one argument"},
+		{"cookie without key", []string{"delete", "--table", "t", "not-an-id"}, exitUsage, "", "needs the hash key"},
+		{"bad storage key", []string{"delete", "--table", "t", "--key", "short"}, exitUsage, "", "not a storage key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := cli(t, "", tt.args...)
+			if tt.code == exitOK {
+				r.ok(t)
+			} else if tt.name == "no command" {
+				// The whole usage, on stderr.
+				if r.code != exitUsage || !strings.Contains(r.stderr, tt.err) {
+					t.Fatalf("exit %d, stderr %q; want exit 2 and the usage", r.code, r.stderr)
+				}
+			} else {
+				r.fails(t, tt.code, tt.err)
+			}
+			if !strings.Contains(r.stdout, tt.out) {
+				t.Fatalf("stdout %q does not contain %q", r.stdout, tt.out)
+			}
+		})
+	}
+}
+
+func TestCreateTable(t *testing.T) {
+	tests := []struct {
+		name        string
+		flags       []string
+		billing     types.BillingMode
+		read, write int64
+	}{
+		{"on demand by default", nil, types.BillingModePayPerRequest, 0, 0},
+		{"provisioned", []string{"--read", "3", "--write", "4"}, types.BillingModeProvisioned, 3, 4},
+		{"provisioned, write defaulted", []string{"--read", "7"}, types.BillingModeProvisioned, 7, dynamostore.DefaultWriteCapacity},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := dbtest.Client(t)
+			table := dbtest.TableName(t, client)
+			// The table as an argument rather than --table.
+			r := cli(t, "", args([]string{"create-table", "--endpoint", dbtest.Endpoint(t)}, tt.flags, []string{table})...).ok(t)
+			if want := fmt.Sprintf("table %s is ACTIVE, billing %s", table, tt.billing); !strings.Contains(r.stdout, want) {
+				t.Fatalf("stdout %q does not contain %q", r.stdout, want)
+			}
+
+			d, err := client.DescribeTable(t.Context(), &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			billing := types.BillingModeProvisioned
+			if s := d.Table.BillingModeSummary; s != nil && s.BillingMode != "" {
+				billing = s.BillingMode
+			}
+			if billing != tt.billing {
+				t.Fatalf("billing %s, want %s", billing, tt.billing)
+			}
+			if tt.billing == types.BillingModeProvisioned {
+				pt := d.Table.ProvisionedThroughput
+				if got := [2]int64{aws.ToInt64(pt.ReadCapacityUnits), aws.ToInt64(pt.WriteCapacityUnits)}; got != [2]int64{tt.read, tt.write} {
+					t.Fatalf("capacity %v, want %v", got, [2]int64{tt.read, tt.write})
+				}
+			}
+			if k := d.Table.KeySchema; len(k) != 1 || aws.ToString(k[0].AttributeName) != dynamostore.AttrID {
+				t.Fatalf("key schema %+v, want %s alone", k, dynamostore.AttrID)
+			}
+			ttl, err := client.DescribeTimeToLive(t.Context(), &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(table)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := ttl.TimeToLiveDescription; d.TimeToLiveStatus != types.TimeToLiveStatusEnabled || aws.ToString(d.AttributeName) != dynamostore.AttrExpires {
+				t.Fatalf("TTL %s on %q, want ENABLED on %q", d.TimeToLiveStatus, aws.ToString(d.AttributeName), dynamostore.AttrExpires)
+			}
+
+			// Again: the table exists, nothing changes, and that is fine.
+			cli(t, "", args([]string{"create-table"}, on(t, table), tt.flags)...).ok(t)
+		})
+	}
+}
+
+func TestStatus(t *testing.T) {
+	client := dbtest.Client(t)
+	table := dbtest.TableName(t, client)
+	cli(t, "", args([]string{"create-table", "--read", "2", "--write", "3"}, on(t, table))...).ok(t)
+	seed(t, client, table, 2, 1)
+
+	r := cli(t, "", args([]string{"status"}, on(t, table))...).ok(t)
+	for _, want := range []string{"status:      ACTIVE", "key:         HASH id (S)", "billing:     PROVISIONED (read 2, write 3)", "ttl:         ENABLED on exp"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "problem") {
+		t.Errorf("status reports a problem with a table create-table made:\n%s", r.stdout)
+	}
+
+	r = cli(t, "", args([]string{"status", "--json"}, on(t, table))...).ok(t)
+	var st tableStatus
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, r.stdout)
+	}
+	want := tableStatus{Table: table, Status: "ACTIVE", Billing: "PROVISIONED", ReadCapacity: 2, WriteCapacity: 3,
+		TTLStatus: "ENABLED", TTLAttribute: "exp", KeySchema: "HASH id (S)", ItemCount: st.ItemCount, SizeBytes: st.SizeBytes}
+	if fmt.Sprint(st) != fmt.Sprint(want) {
+		t.Errorf("status --json = %+v, want %+v", st, want)
+	}
+
+	// A table made by hand without TTL: status says what is wrong.
+	bare := dbtest.NewTable(t, client)
+	r = cli(t, "", args([]string{"status"}, on(t, bare))...).ok(t)
+	if !strings.Contains(r.stdout, "problem:     TTL is off") {
+		t.Errorf("status of a table without TTL does not say so:\n%s", r.stdout)
+	}
+
+	cli(t, "", args([]string{"status"}, on(t, table+"-missing"))...).fails(t, exitFail, "not found")
+}
+
+// seed writes expired and live session rows straight into table and
+// returns their storage keys.
+func seed(t *testing.T, client *dynamodb.Client, table string, expired, live int) (expiredKeys, liveKeys []string) {
+	t.Helper()
+	now := time.Now().Unix()
+	var reqs []types.WriteRequest
+	for i := range expired + live {
+		exp := now - 3600
+		if i >= expired {
+			exp = now + 3600
+		}
+		key := dynamostore.StorageKey(rand.Text())
+		if i < expired {
+			expiredKeys = append(expiredKeys, key)
+		} else {
+			liveKeys = append(liveKeys, key)
+		}
+		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
+			dynamostore.AttrID:      &types.AttributeValueMemberS{Value: key},
+			dynamostore.AttrExpires: &types.AttributeValueMemberN{Value: strconv.FormatInt(exp, 10)},
+			dynamostore.AttrValues:  &types.AttributeValueMemberB{Value: []byte("values")},
+		}}})
+	}
+	for len(reqs) > 0 {
+		n := min(len(reqs), 25)
+		out, err := client.BatchWriteItem(t.Context(), &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{table: reqs[:n]}})
+		if err != nil {
+			t.Fatalf("seeding %s: %v", table, err)
+		}
+		reqs = append(reqs[n:], out.UnprocessedItems[table]...)
+	}
+	return expiredKeys, liveKeys
+}
+
+// keysIn returns the storage keys of the session rows in table.
+func keysIn(t *testing.T, client *dynamodb.Client, table string) map[string]bool {
+	t.Helper()
+	keys := map[string]bool{}
+	p := dynamodb.NewScanPaginator(client, &dynamodb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(t.Context())
+		if err != nil {
+			t.Fatalf("scanning %s: %v", table, err)
+		}
+		for _, item := range page.Items {
+			if k := item[dynamostore.AttrID].(*types.AttributeValueMemberS).Value; k != dynamostore.LeaseKey {
+				keys[k] = true
+			}
+		}
+	}
+	return keys
+}
+
+func TestReap(t *testing.T) {
+	const expired, live = 30, 12
+	tests := []struct {
+		name     string
+		flags    []string // for the pass
+		dryFlags []string // for the dry run
+	}{
+		{"conditional deletes", nil, nil},
+		{"batch deletes", []string{"--batch"}, nil},
+		{"segments", []string{"--segments", "3"}, nil},
+		{"rate cap without lease", []string{"--rate", "1000", "--no-lease"}, []string{"--rate", "1000"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := dbtest.Client(t)
+			table := dbtest.NewTable(t, client)
+			_, liveKeys := seed(t, client, table, expired, live)
+			base := args(on(t, table), []string{"--page-size", "10", "--progress-interval", "0"})
+
+			// A dry run counts, page by page, and deletes nothing.
+			r := cli(t, "", args([]string{"reap", "--dry-run"}, base, tt.dryFlags)...).ok(t)
+			if !strings.Contains(r.stdout, fmt.Sprintf("expired:     %d (dry run", expired)) {
+				t.Fatalf("dry run output lacks the expired count %d:\n%s", expired, r.stdout)
+			}
+			if n := strings.Count(r.stdout, "progress: "); n < 4 {
+				t.Fatalf("dry run over %d items in pages of 10 printed %d progress lines, want at least 4:\n%s", expired+live, n, r.stdout)
+			}
+			if n := len(keysIn(t, client, table)); n != expired+live {
+				t.Fatalf("after the dry run the table holds %d sessions, want %d", n, expired+live)
+			}
+
+			r = cli(t, "", args([]string{"reap", "--json"}, base, tt.flags)...).ok(t)
+			lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+			var rep reapReport
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rep); err != nil {
+				t.Fatalf("reap --json: %v\n%s", err, r.stdout)
+			}
+			if rep.Deleted != expired || rep.Expired != expired || rep.Scanned < expired+live || rep.DryRun || rep.SkippedByLease {
+				t.Fatalf("reap reported %+v, want %d of %d deleted", rep, expired, expired+live)
+			}
+			if !strings.Contains(lines[len(lines)-2], fmt.Sprintf("deleted %d", expired)) {
+				t.Fatalf("the last progress line does not show the deletions:\n%s", r.stdout)
+			}
+			got := keysIn(t, client, table)
+			if len(got) != live {
+				t.Fatalf("after reaping the table holds %d sessions, want the %d live ones", len(got), live)
+			}
+			for _, k := range liveKeys {
+				if !got[k] {
+					t.Fatalf("a live session was deleted")
+				}
+			}
+		})
+	}
+}
+
+func TestReapText(t *testing.T) {
+	client := dbtest.Client(t)
+	table := dbtest.NewTable(t, client)
+	seed(t, client, table, 3, 2)
+	r := cli(t, "", args([]string{"reap"}, on(t, table))...).ok(t)
+	for _, want := range []string{"expired:     3", "deleted:     3", "kept:        0", "segments:    1"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("reap output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	cli(t, "", args([]string{"reap"}, on(t, table+"-missing"))...).fails(t, exitFail, "not found")
+}
+
+// session saves a new session through a Store signing with hashKey and
+// blockKey, and returns its ID and cookie value.
+func session(t *testing.T, client *dynamodb.Client, table string, hashKey, blockKey []byte) (id, cookie string) {
+	t.Helper()
+	s, err := dynamostore.NewStore(context.Background(), table, dynamostore.WithClient(client),
+		dynamostore.WithKeyPairs(hashKey, blockKey), dynamostore.WithCleanupInterval(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	sess, err := s.New(r, "sid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess.Values["user"] = "ada"
+	w := httptest.NewRecorder()
+	if err := sess.Save(r, w); err != nil {
+		t.Fatal(err)
+	}
+	return sess.ID, w.Result().Cookies()[0].Value
+}
+
+func TestDelete(t *testing.T) {
+	hashKey, blockKey := make([]byte, 32), make([]byte, 32)
+	_, _ = rand.Read(hashKey)
+	_, _ = rand.Read(blockKey)
+	dir := t.TempDir()
+	writeKey := func(name string, data []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	hexHash := writeKey("hash.hex", []byte(hex.EncodeToString(hashKey)+"\n"))
+	hexBlock := writeKey("block.hex", []byte(hex.EncodeToString(blockKey)+"\n"))
+	rawHash := writeKey("hash.raw", hashKey)
+	rawBlock := writeKey("block.raw", blockKey)
+	wrongHash := writeKey("wrong.hex", []byte(strings.Repeat("ab", 32)))
+
+	tests := []struct {
+		name string
+		env  map[string]string
+		// argv returns the arguments for the session with id and cookie.
+		argv func(id, cookie string) []string
+		// stdin returns standard input for the session.
+		stdin func(id, cookie string) string
+	}{
+		{"session ID", nil, func(id, _ string) []string { return []string{id} }, nil},
+		{"storage key", nil, func(id, _ string) []string { return []string{"--key", dynamostore.StorageKey(id)} }, nil},
+		{"cookie, hex key files", nil, func(_, c string) []string {
+			return []string{"--name", "sid", "--hash-key-file", hexHash, "--block-key-file", hexBlock, c}
+		}, nil},
+		{"cookie, raw key files", nil, func(_, c string) []string {
+			return []string{"--name", "sid", "--key-encoding", "raw", "--hash-key-file", rawHash, "--block-key-file", rawBlock, c}
+		}, nil},
+		{"cookie on stdin, base64 keys in env", map[string]string{
+			hashKeyEnv:  base64.StdEncoding.EncodeToString(hashKey),
+			blockKeyEnv: base64.URLEncoding.EncodeToString(blockKey),
+		}, func(_, _ string) []string { return []string{"--name", "sid", "--key-encoding", "base64", "-"} },
+			func(_, c string) string { return c + "\n" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			client := dbtest.Client(t)
+			table := dbtest.NewTable(t, client)
+			id, cookie := session(t, client, table, hashKey, blockKey)
+			otherID, _ := session(t, client, table, hashKey, blockKey)
+			stdin := ""
+			if tt.stdin != nil {
+				stdin = tt.stdin(id, cookie)
+			}
+			argv := args([]string{"delete"}, on(t, table), tt.argv(id, cookie))
+
+			r := cli(t, stdin, argv...).ok(t)
+			key := dynamostore.StorageKey(id)
+			if !strings.Contains(r.stdout, "deleted the session stored under id="+key) {
+				t.Fatalf("delete output %q does not name the deleted row", r.stdout)
+			}
+			if strings.Contains(r.stdout, id) || strings.Contains(r.stdout, cookie) {
+				t.Fatalf("delete printed the session ID or cookie: %q", r.stdout)
+			}
+			got := keysIn(t, client, table)
+			if got[key] || !got[dynamostore.StorageKey(otherID)] || len(got) != 1 {
+				t.Fatalf("after delete the table holds %v, want only the other session", got)
+			}
+
+			r = cli(t, stdin, argv...).ok(t)
+			if !strings.Contains(r.stdout, "no session stored under") {
+				t.Fatalf("deleting again printed %q, want that there is no such session", r.stdout)
+			}
+		})
+	}
+
+	t.Run("wrong key", func(t *testing.T) {
+		client := dbtest.Client(t)
+		table := dbtest.NewTable(t, client)
+		_, cookie := session(t, client, table, hashKey, blockKey)
+		cli(t, "", args([]string{"delete", "--name", "sid", "--hash-key-file", wrongHash, "--block-key-file", hexBlock}, on(t, table), []string{cookie})...).
+			fails(t, exitFail, "does not verify")
+		cli(t, "", args([]string{"delete", "--hash-key-file", hexHash, "--block-key-file", hexBlock}, on(t, table), []string{cookie})...).
+			fails(t, exitFail, `as cookie "session"`)
+		if n := len(keysIn(t, client, table)); n != 1 {
+			t.Fatalf("a failed delete left %d sessions, want 1", n)
+		}
+	})
+}
+
+func TestProgressDraw(t *testing.T) {
+	tests := []struct {
+		name   string
+		tty    bool
+		total  int64
+		dryRun bool
+		want   string
+	}{
+		{"terminal", true, 200, false,
+			"\r[###############---------------]  50%  scanned 100 of ~200, expired 10, deleted 5\x1b[K"},
+		{"terminal, past the estimate", true, 50, false,
+			"\r[#############################-]  99%  scanned 100 of ~50, expired 10, deleted 5\x1b[K"},
+		{"plain", false, 200, false, "progress:  50%  scanned 100 of ~200, expired 10, deleted 5\n"},
+		{"plain, no estimate", false, 0, false, "progress: scanned 100, expired 10, deleted 5\n"},
+		{"plain dry run", false, 0, true, "progress: scanned 100, expired 10\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			p := &progress{w: &buf, tty: tt.tty, total: tt.total, dryRun: tt.dryRun}
+			p.add(100, 10, 5)
+			if buf.String() != tt.want {
+				t.Fatalf("drew %q, want %q", buf.String(), tt.want)
+			}
+			buf.Reset()
+			p.finish()
+			if want := map[bool]string{true: "\r\x1b[K", false: ""}[p.tty]; buf.String() != want {
+				t.Fatalf("finish wrote %q, want %q", buf.String(), want)
+			}
+		})
+	}
+}
+
+func TestRevokeOwner(t *testing.T) {
+	client := dbtest.Client(t)
+	table := dbtest.TableName(t, client)
+	cli(t, "", args([]string{"create-table", "--owner-index"}, on(t, table))...).ok(t)
+	r := cli(t, "", args([]string{"status"}, on(t, table))...).ok(t)
+	if !strings.Contains(r.stdout, "owner index: owner-index ACTIVE") {
+		t.Fatalf("status does not show the owner index:\n%s", r.stdout)
+	}
+
+	s, err := dynamostore.NewStore(context.Background(), table, dynamostore.WithClient(client),
+		dynamostore.WithKeyPairs(make([]byte, 32)), dynamostore.WithCleanupInterval(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	owned := map[string]string{} // storage key -> owner
+	for _, owner := range []string{"ada", "ada", "grace"} {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		sess, _ := s.New(req, "sid")
+		sess.Values["n"] = 1
+		s.SetOwner(req, sess, owner)
+		if err := sess.Save(req, httptest.NewRecorder()); err != nil {
+			t.Fatal(err)
+		}
+		owned[dynamostore.StorageKey(sess.ID)] = owner
+	}
+
+	r = cli(t, "ada\n", args([]string{"revoke-owner"}, on(t, table), []string{"-"})...).ok(t)
+	if r.stdout != "deleted 2 sessions\n" {
+		t.Fatalf("revoke-owner printed %q, want 2 sessions deleted", r.stdout)
+	}
+	left := keysIn(t, client, table)
+	for key, owner := range owned {
+		if left[key] != (owner == "grace") {
+			t.Fatalf("after revoking ada, the session of %s is there: %v", owner, left[key])
+		}
+	}
+
+	bare := dbtest.NewTable(t, client)
+	cli(t, "", args([]string{"revoke-owner"}, on(t, bare), []string{"ada"})...).fails(t, exitFail, "create-table --owner-index")
+}

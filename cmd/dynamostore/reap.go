@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/dynamostore/dynamostore"
+)
+
+// reapFlags are the flags of the reap command.
+type reapFlags struct {
+	dryRun   bool
+	rate     float64
+	segments int
+	pageSize int
+	batch    bool
+	noLease  bool
+	asJSON   bool
+	every    time.Duration
+}
+
+func setupReap(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+	var f reapFlags
+	fs.BoolVar(&f.dryRun, "dry-run", false, "count the expired sessions without deleting them")
+	fs.Float64Var(&f.rate, "rate", 0, "cap the pass at this many read `units` per second, and as many write units (default: no cap)")
+	fs.IntVar(&f.segments, "segments", 0, fmt.Sprintf("scan in `n` parallel segments, 1 to %d (default %d; not with --dry-run)", dynamostore.MaxReaperSegments, dynamostore.DefaultReaperSegments))
+	fs.IntVar(&f.pageSize, "page-size", 0, "examine at most this many `items` per Scan page (default: 1 MB pages)")
+	fs.BoolVar(&f.batch, "batch", false, "delete with BatchWriteItem, 25 rows a call, without the check that a row is still expired")
+	fs.BoolVar(&f.noLease, "no-lease", false, "run even when another reaper holds the table's reaper lease")
+	fs.BoolVar(&f.asJSON, "json", false, "print the statistics as a JSON object")
+	fs.DurationVar(&f.every, "progress-interval", 10*time.Second, "when standard output is not a terminal, print a progress line this often\n(0: after every page)")
+	return func(ctx context.Context, args []string) error {
+		if err := f.check(); err != nil {
+			return err
+		}
+		table, err := e.tableArg("reap", args)
+		if err != nil {
+			return err
+		}
+		p := &progress{w: e.stdout, tty: isTerminal(e.stdout), every: f.every, dryRun: f.dryRun}
+		if p.tty {
+			p.every = 100 * time.Millisecond
+		}
+		client, err := e.client(ctx, p.option)
+		if err != nil {
+			return err
+		}
+		// The item count only sizes the progress bar; a role that may not
+		// describe the table can still reap it.
+		out, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+		var nf *types.ResourceNotFoundException
+		if errors.As(err, &nf) {
+			return tableError(table, err)
+		}
+		if err == nil {
+			p.total = aws.ToInt64(out.Table.ItemCount)
+		}
+
+		var rep *reapReport
+		if f.dryRun {
+			rep, err = countExpired(ctx, client, table, &f)
+		} else {
+			rep, err = reap(ctx, client, table, &f)
+		}
+		p.finish()
+		if err != nil {
+			return tableError(table, err)
+		}
+		rep.Table = table
+		_, rep.Expired, _ = p.counts()
+		return rep.print(e, f.asJSON)
+	}
+}
+
+func (f *reapFlags) check() error {
+	switch {
+	case f.rate < 0 || math.IsNaN(f.rate) || math.IsInf(f.rate, 0):
+		return usagef("--rate must be a number of capacity units per second, not %v", f.rate)
+	case f.segments < 0 || f.segments > dynamostore.MaxReaperSegments:
+		return usagef("--segments must be from 1 to %d", dynamostore.MaxReaperSegments)
+	case f.segments > 0 && f.dryRun:
+		return usagef("--segments does not apply to --dry-run")
+	case f.pageSize < 0 || f.pageSize > math.MaxInt32:
+		return usagef("--page-size must be from 1 to %d", math.MaxInt32)
+	case f.every < 0:
+		return usagef("--progress-interval must not be negative")
+	}
+	return nil
+}
+
+// reapReport is what reap prints.
+type reapReport struct {
+	Table          string  `json:"table"`
+	DryRun         bool    `json:"dryRun"`
+	SkippedByLease bool    `json:"skippedByLease"`
+	Pages          int     `json:"pages"`
+	Scanned        int     `json:"scanned"`
+	Expired        int64   `json:"expired"`
+	Deleted        int     `json:"deleted"`
+	Skipped        int     `json:"skipped"`
+	ReadCapacity   float64 `json:"readCapacity"`
+	WriteCapacity  float64 `json:"writeCapacity"`
+	Throttled      int     `json:"throttled"`
+	Unprocessed    int     `json:"unprocessed"`
+	Segments       int     `json:"segments"`
+	Seconds        float64 `json:"seconds"`
+}
+
+func (r *reapReport) print(e *env, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(e.stdout).Encode(r)
+	}
+	w := e.stdout
+	if r.SkippedByLease {
+		fmt.Fprintf(w, "skipped: another reaper holds the lease on %s, or the fleet's next pass is not due yet (--no-lease runs anyway)\n", r.Table)
+		return nil
+	}
+	line := func(name, value string) { fmt.Fprintf(w, "%-13s%s\n", name+":", value) }
+	itoa := strconv.Itoa
+	line("table", r.Table)
+	line("pages", itoa(r.Pages))
+	line("scanned", itoa(r.Scanned))
+	if r.DryRun {
+		line("expired", fmt.Sprintf("%d (dry run: nothing deleted)", r.Expired))
+		line("capacity", fmt.Sprintf("read %.1f", r.ReadCapacity))
+	} else {
+		line("expired", strconv.FormatInt(r.Expired, 10))
+		line("deleted", itoa(r.Deleted))
+		line("kept", fmt.Sprintf("%d (refreshed between scan and delete)", r.Skipped))
+		line("capacity", fmt.Sprintf("read %.1f, write %.1f", r.ReadCapacity, r.WriteCapacity))
+		line("throttled", itoa(r.Throttled))
+		line("unprocessed", itoa(r.Unprocessed))
+		line("segments", itoa(r.Segments))
+	}
+	line("duration", time.Duration(r.Seconds*float64(time.Second)).Round(time.Millisecond).String())
+	return nil
+}
+
+// reap runs one reaper pass through a Store with the flags' reaper options.
+func reap(ctx context.Context, client *dynamodb.Client, table string, f *reapFlags) (*reapReport, error) {
+	opts := []dynamostore.Option{
+		dynamostore.WithReaperRate(f.rate, f.rate),
+		dynamostore.WithReaperPageSize(f.pageSize),
+		dynamostore.WithReaperBatchDelete(f.batch),
+		dynamostore.WithReaperLease(!f.noLease),
+	}
+	if f.segments > 0 {
+		opts = append(opts, dynamostore.WithReaperSegments(f.segments))
+	}
+	store, err := openStore(ctx, client, table, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	st, err := store.Reap(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &reapReport{
+		SkippedByLease: st.SkippedByLease,
+		Pages:          st.Pages,
+		Scanned:        st.Scanned,
+		Deleted:        st.Deleted,
+		Skipped:        st.Skipped,
+		ReadCapacity:   st.ReadCapacity,
+		WriteCapacity:  st.WriteCapacity,
+		Throttled:      st.Throttled,
+		Unprocessed:    st.Unprocessed,
+		Segments:       st.Segments,
+		Seconds:        st.Duration.Seconds(),
+	}, nil
+}
+
+// countExpired scans the table as the reaper does, with the same filter
+// (AttrExpires before now), but only counts the rows that match.
+func countExpired(ctx context.Context, client *dynamodb.Client, table string, f *reapFlags) (*reapReport, error) {
+	start := time.Now()
+	in := &dynamodb.ScanInput{
+		TableName:                 aws.String(table),
+		Select:                    types.SelectCount,
+		FilterExpression:          aws.String("#exp < :now"),
+		ExpressionAttributeNames:  map[string]string{"#exp": dynamostore.AttrExpires},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(start.Unix(), 10)}},
+		ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
+	}
+	if f.pageSize > 0 {
+		in.Limit = aws.Int32(int32(f.pageSize))
+	}
+	rep := &reapReport{DryRun: true}
+	pages := dynamodb.NewScanPaginator(client, in)
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("scanning %s: %w", table, err)
+		}
+		rep.Pages++
+		rep.Scanned += int(page.ScannedCount)
+		if c := page.ConsumedCapacity; c != nil {
+			rep.ReadCapacity += aws.ToFloat64(c.CapacityUnits)
+		}
+		if err := pace(ctx, start, rep.ReadCapacity, f.rate); err != nil {
+			return nil, err
+		}
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	return rep, nil
+}
+
+// pace waits until consuming units since start keeps within rate units per
+// second on average. A rate of 0 never waits.
+func pace(ctx context.Context, start time.Time, units, rate float64) error {
+	if rate <= 0 {
+		return nil
+	}
+	d := time.Until(start.Add(time.Duration(units / rate * float64(time.Second))))
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

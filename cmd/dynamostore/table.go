@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/dynamostore/dynamostore"
+)
+
+func setupCreateTable(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+	var read, write int64
+	var wait time.Duration
+	var ownerIndex bool
+	fs.Int64Var(&read, "read", 0, fmt.Sprintf("provisioned read capacity `units`; with --read or --write the table is provisioned\n(the other side defaults to %d), otherwise on-demand", dynamostore.DefaultReadCapacity))
+	fs.Int64Var(&write, "write", 0, fmt.Sprintf("provisioned write capacity `units` (default %d when --read is given)", dynamostore.DefaultWriteCapacity))
+	fs.DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for the table (and the owner index) to become ACTIVE")
+	fs.BoolVar(&ownerIndex, "owner-index", false, "also create the index "+dynamostore.OwnerIndexName+" that revoke-owner and Store.RevokeOwner need\n(added to an existing table too)")
+	return func(ctx context.Context, args []string) error {
+		if read < 0 || write < 0 {
+			return usagef("--read and --write must not be negative")
+		}
+		if wait <= 0 {
+			return usagef("--wait must be positive")
+		}
+		table, err := e.tableArg("create-table", args)
+		if err != nil {
+			return err
+		}
+		client, err := e.client(ctx)
+		if err != nil {
+			return err
+		}
+		opts := dynamostore.TableOptions{OnDemand: read == 0 && write == 0, ReadCapacity: read, WriteCapacity: write, WaitTimeout: wait, OwnerIndex: ownerIndex}
+		if err := dynamostore.EnsureTable(ctx, client, table, opts); err != nil {
+			return err
+		}
+		st, err := describe(ctx, client, table)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "table %s is %s, billing %s, TTL %s on %s\n", table, st.Status, st.billing(), st.TTLStatus, st.TTLAttribute)
+		return nil
+	}
+}
+
+// tableStatus is what status reports.
+type tableStatus struct {
+	Table         string `json:"table"`
+	Status        string `json:"status"`
+	Billing       string `json:"billing"`
+	ReadCapacity  int64  `json:"readCapacity,omitempty"`
+	WriteCapacity int64  `json:"writeCapacity,omitempty"`
+	TTLStatus     string `json:"ttlStatus"`
+	TTLAttribute  string `json:"ttlAttribute,omitempty"`
+	// ItemCount and SizeBytes are DynamoDB's approximations, updated about
+	// every six hours.
+	ItemCount int64  `json:"approximateItemCount"`
+	SizeBytes int64  `json:"approximateSizeBytes"`
+	KeySchema string `json:"keySchema"`
+	// OwnerIndex is the status of the owner index, "" when there is none.
+	OwnerIndex string `json:"ownerIndex,omitempty"`
+	// Problems lists what keeps the table from working with dynamostore.
+	Problems []string `json:"problems,omitempty"`
+}
+
+func (st *tableStatus) billing() string {
+	if st.Billing == string(types.BillingModeProvisioned) {
+		return fmt.Sprintf("%s (read %d, write %d)", st.Billing, st.ReadCapacity, st.WriteCapacity)
+	}
+	return st.Billing
+}
+
+// describe reads the table's description and TTL settings and checks them
+// against what dynamostore needs.
+func describe(ctx context.Context, client *dynamodb.Client, table string) (*tableStatus, error) {
+	out, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	if err != nil {
+		return nil, tableError(table, err)
+	}
+	d := out.Table
+	st := &tableStatus{
+		Table:     table,
+		Status:    string(d.TableStatus),
+		Billing:   string(types.BillingModeProvisioned),
+		ItemCount: aws.ToInt64(d.ItemCount),
+		SizeBytes: aws.ToInt64(d.TableSizeBytes),
+	}
+	if d.BillingModeSummary != nil && d.BillingModeSummary.BillingMode != "" {
+		st.Billing = string(d.BillingModeSummary.BillingMode)
+	}
+	if pt := d.ProvisionedThroughput; pt != nil && st.Billing == string(types.BillingModeProvisioned) {
+		st.ReadCapacity, st.WriteCapacity = aws.ToInt64(pt.ReadCapacityUnits), aws.ToInt64(pt.WriteCapacityUnits)
+	}
+	attrTypes := map[string]types.ScalarAttributeType{}
+	for _, a := range d.AttributeDefinitions {
+		attrTypes[aws.ToString(a.AttributeName)] = a.AttributeType
+	}
+	for _, k := range d.KeySchema {
+		if st.KeySchema != "" {
+			st.KeySchema += ", "
+		}
+		name := aws.ToString(k.AttributeName)
+		st.KeySchema += fmt.Sprintf("%s %s (%s)", k.KeyType, name, attrTypes[name])
+	}
+	for _, gsi := range d.GlobalSecondaryIndexes {
+		if aws.ToString(gsi.IndexName) == dynamostore.OwnerIndexName {
+			st.OwnerIndex = string(gsi.IndexStatus)
+			if st.OwnerIndex == "" {
+				st.OwnerIndex = string(types.IndexStatusActive)
+			}
+		}
+	}
+	if len(d.KeySchema) != 1 || aws.ToString(d.KeySchema[0].AttributeName) != dynamostore.AttrID || attrTypes[dynamostore.AttrID] != types.ScalarAttributeTypeS {
+		st.Problems = append(st.Problems, fmt.Sprintf("the key must be the partition key %q of type S alone", dynamostore.AttrID))
+	}
+
+	ttl, err := client.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(table)})
+	if err != nil {
+		return nil, tableError(table, err)
+	}
+	st.TTLStatus = string(types.TimeToLiveStatusDisabled)
+	if t := ttl.TimeToLiveDescription; t != nil {
+		st.TTLStatus = string(t.TimeToLiveStatus)
+		st.TTLAttribute = aws.ToString(t.AttributeName)
+	}
+	switch {
+	case st.TTLStatus == string(types.TimeToLiveStatusDisabled):
+		st.Problems = append(st.Problems, fmt.Sprintf("TTL is off: enable it on %q (create-table does) or keep the reaper running", dynamostore.AttrExpires))
+	case st.TTLAttribute != dynamostore.AttrExpires:
+		st.Problems = append(st.Problems, fmt.Sprintf("TTL is on attribute %q, not %q: DynamoDB will never expire sessions", st.TTLAttribute, dynamostore.AttrExpires))
+	}
+	return st, nil
+}
+
+func setupStatus(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+	var asJSON bool
+	fs.BoolVar(&asJSON, "json", false, "print the status as a JSON object")
+	return func(ctx context.Context, args []string) error {
+		table, err := e.tableArg("status", args)
+		if err != nil {
+			return err
+		}
+		client, err := e.client(ctx)
+		if err != nil {
+			return err
+		}
+		st, err := describe(ctx, client, table)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			enc := json.NewEncoder(e.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(st)
+		}
+		ttl := st.TTLStatus
+		if st.TTLAttribute != "" {
+			ttl += " on " + st.TTLAttribute
+		}
+		fmt.Fprintf(e.stdout, "table:       %s\n", st.Table)
+		fmt.Fprintf(e.stdout, "status:      %s\n", st.Status)
+		fmt.Fprintf(e.stdout, "key:         %s\n", st.KeySchema)
+		fmt.Fprintf(e.stdout, "billing:     %s\n", st.billing())
+		fmt.Fprintf(e.stdout, "ttl:         %s\n", ttl)
+		if st.OwnerIndex != "" {
+			fmt.Fprintf(e.stdout, "owner index: %s %s\n", dynamostore.OwnerIndexName, st.OwnerIndex)
+		} else {
+			fmt.Fprintf(e.stdout, "owner index: none (create-table --owner-index adds it)\n")
+		}
+		fmt.Fprintf(e.stdout, "items:       ~%d (DynamoDB updates this about every 6 hours)\n", st.ItemCount)
+		fmt.Fprintf(e.stdout, "size:        ~%d bytes\n", st.SizeBytes)
+		for _, p := range st.Problems {
+			fmt.Fprintf(e.stdout, "problem:     %s\n", p)
+		}
+		return nil
+	}
+}
