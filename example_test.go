@@ -1,0 +1,312 @@
+package dynamostore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/dynamostore/dynamostore"
+	"github.com/gorilla/sessions"
+)
+
+// The examples that print output run against the DynamoDB the tests use
+// (DYNAMODB_ENDPOINT), each on a table of its own that it deletes at the
+// end. Keys are fixed here to keep the examples short; real keys come
+// from a secret store, never from source code.
+var (
+	hashKey    = []byte("example hash key, 32 bytes long!")
+	oldHashKey = []byte("retired hash key, 32 bytes long!")
+)
+
+// exampleTable returns a fresh table name for one example.
+func exampleTable() string {
+	return "example-" + strings.ToLower(rand.Text())
+}
+
+// dropExampleTable deletes an example's table.
+func dropExampleTable(table string) {
+	client := dynamodb.New(dynamodb.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(os.Getenv("DYNAMODB_ENDPOINT")),
+		Credentials:  credentials.NewStaticCredentialsProvider("local", "local", ""),
+	})
+	if _, err := client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)}); err != nil {
+		log.Printf("deleting example table %s: %v", table, err)
+	}
+}
+
+// localOptions returns opts after the options of a Store on the test
+// DynamoDB that creates its table and runs no reaper goroutine.
+func localOptions(opts ...dynamostore.Option) []dynamostore.Option {
+	return append([]dynamostore.Option{
+		dynamostore.WithRegion("us-east-1"),
+		dynamostore.WithEndpoint(os.Getenv("DYNAMODB_ENDPOINT")),
+		dynamostore.WithAutoCreate(dynamostore.TableOptions{OnDemand: true}),
+		dynamostore.WithCleanupInterval(0),
+	}, opts...)
+}
+
+// localStore returns a Store on a new table of the test DynamoDB with the
+// given options, and a function that closes it and deletes the table.
+func localStore(opts ...dynamostore.Option) (*dynamostore.Store, func()) {
+	table := exampleTable()
+	store, err := dynamostore.NewStore(context.Background(), table, localOptions(opts...)...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return store, func() { _ = store.Close(); dropExampleTable(table) }
+}
+
+// saveSession stores values in a new session named "session" and returns
+// the cookie the response set.
+func saveSession(store sessions.Store, values map[string]any) *http.Cookie {
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	sess, err := store.Get(r, "session")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for k, v := range values {
+		sess.Values[k] = v
+	}
+	w := httptest.NewRecorder()
+	if err := sess.Save(r, w); err != nil {
+		log.Fatal(err)
+	}
+	return w.Result().Cookies()[0]
+}
+
+// loadSession loads the "session" session of a request carrying cookie.
+func loadSession(store sessions.Store, cookie *http.Cookie) (*sessions.Session, error) {
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.AddCookie(cookie)
+	return store.Get(r, "session")
+}
+
+// A Store built from an aws.Config that the application loaded, here with
+// the default credential chain and a named profile. The Store builds its
+// DynamoDB client from it.
+func ExampleNewStore_awsConfig() {
+	ctx := context.Background()
+	cfg, err := config.LoadDefaultConfig(ctx,
+		config.WithRegion("eu-west-1"),
+		config.WithSharedConfigProfile("production"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	store, err := dynamostore.NewStore(ctx, "sessions",
+		dynamostore.WithAWSConfig(cfg),
+		dynamostore.WithKeyPairs(hashKey))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		sess, _ := store.Get(r, "session")
+		sess.Values["visits"] = visits(sess) + 1
+		if err := sess.Save(r, w); err != nil {
+			http.Error(w, "session unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "visit %d\n", sess.Values["visits"])
+	})
+}
+
+func visits(s *sessions.Session) int {
+	n, _ := s.Values["visits"].(int)
+	return n
+}
+
+// A Store on DynamoDB Local, for development and tests: WithEndpoint points
+// it at the local server (with dummy credentials, since the endpoint is on
+// this machine) and WithAutoCreate creates the table on first use.
+func ExampleNewStore_dynamoDBLocal() {
+	ctx := context.Background()
+	table := exampleTable()
+	store, err := dynamostore.NewStore(ctx, table,
+		dynamostore.WithRegion("us-east-1"),
+		dynamostore.WithEndpoint(os.Getenv("DYNAMODB_ENDPOINT")), // e.g. http://127.0.0.1:8000
+		dynamostore.WithAutoCreate(dynamostore.TableOptions{OnDemand: true}),
+		dynamostore.WithKeyPairs(hashKey))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer dropExampleTable(table)
+	defer store.Close()
+
+	cookie := saveSession(store, map[string]any{"user": "ada"})
+	sess, err := loadSession(store, cookie)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("user:", sess.Values["user"])
+	// Output: user: ada
+}
+
+// Rotating the cookie signing key: the new key goes first and signs every
+// cookie from now on; the retired key follows and still verifies the
+// cookies it signed, until they expire and it can be dropped. Each
+// argument pair is a hash key and a block key (nil: no encryption).
+func ExampleWithKeyPairs_rotation() {
+	ctx := context.Background()
+	table := exampleTable()
+	defer dropExampleTable(table)
+
+	before, err := dynamostore.NewStore(ctx, table, localOptions(
+		dynamostore.WithKeyPairs(oldHashKey))...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer before.Close()
+	cookie := saveSession(before, map[string]any{"user": "ada"})
+
+	// The same table, after the rotation.
+	after, err := dynamostore.NewStore(ctx, table, localOptions(
+		dynamostore.WithKeyPairs(hashKey, nil, oldHashKey, nil))...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer after.Close()
+
+	sess, err := loadSession(after, cookie)
+	fmt.Println("old cookie:", sess.Values["user"], err)
+
+	fresh := saveSession(after, map[string]any{"user": "grace"})
+	_, err = loadSession(before, fresh)
+	fmt.Println("new cookie on a store without the new key:", errors.Is(err, dynamostore.ErrInvalidCookie))
+	// Output:
+	// old cookie: ada <nil>
+	// new cookie on a store without the new key: true
+}
+
+// stringSerializer is a custom Serializer: it stores Values as a JSON object
+// of strings, readable from any language, and refuses anything else.
+type stringSerializer struct{}
+
+func (stringSerializer) Serialize(values map[any]any) ([]byte, error) {
+	m := make(map[string]string, len(values))
+	for k, v := range values {
+		ks, kok := k.(string)
+		vs, vok := v.(string)
+		if !kok || !vok {
+			return nil, fmt.Errorf("%w: key %v: only strings are stored", dynamostore.ErrEncode, k)
+		}
+		m[ks] = vs
+	}
+	return json.Marshal(m)
+}
+
+func (stringSerializer) Deserialize(data []byte, values map[any]any) error {
+	var m map[string]string
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("%w: %w", dynamostore.ErrDecode, err)
+	}
+	for k, v := range m {
+		values[k] = v
+	}
+	return nil
+}
+
+// A custom Serializer decides how Values are stored. Errors wrap ErrEncode
+// (Save writes nothing) or ErrDecode (Get returns a fresh session).
+func ExampleWithSerializer() {
+	store, done := localStore(
+		dynamostore.WithKeyPairs(hashKey),
+		dynamostore.WithSerializer(stringSerializer{}))
+	defer done()
+
+	cookie := saveSession(store, map[string]any{"theme": "dark"})
+	sess, _ := loadSession(store, cookie)
+	fmt.Println("theme:", sess.Values["theme"])
+
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	sess, _ = store.Get(r, "session")
+	sess.Values["visits"] = 3
+	err := sess.Save(r, httptest.NewRecorder())
+	fmt.Println("saving a number:", errors.Is(err, dynamostore.ErrEncode))
+	// Output:
+	// theme: dark
+	// saving a number: true
+}
+
+// Tuning the reaper, which deletes expired rows between DynamoDB's own TTL
+// deletions. Every Store of a fleet runs it; the lease makes one of them
+// reap at a time. Reap runs a pass at once, as a scheduled job would.
+func ExampleStore_Reap() {
+	now := time.Now()
+	clock := func() time.Time { return now }
+	store, done := localStore(
+		dynamostore.WithKeyPairs(hashKey),
+		dynamostore.WithTTL(time.Hour),
+		dynamostore.WithClock(clock),
+		// A pass every 10 minutes (jittered), in 4 parallel scan
+		// segments of at most 100 items a page, using no more than 50
+		// read and 25 write units a second.
+		dynamostore.WithCleanupInterval(10*time.Minute),
+		dynamostore.WithReaperSegments(4),
+		dynamostore.WithReaperPageSize(100),
+		dynamostore.WithReaperRate(50, 25),
+		dynamostore.WithReaperLease(true),
+		dynamostore.WithReaperLeaseDuration(time.Minute),
+		dynamostore.WithReapHook(func(st dynamostore.ReapStats, err error) {
+			// Export st as metrics here.
+		}),
+		dynamostore.WithLogger(slog.New(slog.DiscardHandler)))
+	defer done()
+
+	for _, user := range []string{"ada", "grace", "edsger"} {
+		saveSession(store, map[string]any{"user": user})
+	}
+	now = now.Add(2 * time.Hour) // every session has expired
+
+	st, err := store.Reap(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("deleted %d expired sessions in %d segments\n", st.Deleted, st.Segments)
+	// Output: deleted 3 expired sessions in 4 segments
+}
+
+// Regenerate at sign-in gives the session a new ID and keeps its values,
+// so that an ID planted before the sign-in (session fixation) is worth
+// nothing after it: the old cookie no longer loads the session.
+func ExampleStore_Regenerate() {
+	store, done := localStore(dynamostore.WithKeyPairs(hashKey))
+	defer done()
+	anonymous := saveSession(store, map[string]any{"cart": "1 book"})
+
+	// The sign-in handler, once the password checked out.
+	signIn := func(w http.ResponseWriter, r *http.Request) {
+		sess, _ := store.Get(r, "session")
+		sess.Values["user"] = "ada"
+		if err := store.Regenerate(r, w, sess); err != nil {
+			http.Error(w, "session unavailable", http.StatusServiceUnavailable)
+		}
+	}
+	r := httptest.NewRequest(http.MethodPost, "/sign-in", nil)
+	r.AddCookie(anonymous)
+	w := httptest.NewRecorder()
+	signIn(w, r)
+	signedIn := w.Result().Cookies()[0]
+
+	sess, _ := loadSession(store, signedIn)
+	fmt.Println("new cookie:", sess.Values["user"], sess.Values["cart"])
+	sess, _ = loadSession(store, anonymous)
+	fmt.Println("old cookie is new session:", sess.IsNew)
+	// Output:
+	// new cookie: ada 1 book
+	// old cookie is new session: true
+}
