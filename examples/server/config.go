@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -17,11 +16,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-
 	"github.com/dynamostore/dynamostore"
+	"github.com/dynamostore/dynamostore/examples/internal/ddb"
 )
 
 // Environment variables read by loadConfig. A flag given on the command line
@@ -44,9 +40,6 @@ const (
 	defaultAddr    = "127.0.0.1:8080"
 	defaultTable   = "dynamostore-example"
 	defaultKeyFile = ".example-session-key"
-	// localRegion is the region used with -endpoint when none is
-	// configured; DynamoDB Local accepts any.
-	localRegion = "us-east-1"
 	// hashKeyLen is the length of a generated cookie signing key.
 	hashKeyLen = 32
 )
@@ -144,7 +137,7 @@ func loadConfig(args []string, getenv func(string) string, output io.Writer) (co
 	flags.StringVar(&cfg.table, "table", env(envTable, defaultTable),
 		"DynamoDB table that holds the sessions ($"+envTable+")")
 	flags.StringVar(&cfg.region, "region", getenv(envRegion),
-		"AWS region; with -endpoint it defaults to "+localRegion+" ($"+envRegion+")")
+		"AWS region; with -endpoint it defaults to "+ddb.LocalRegion+" ($"+envRegion+")")
 	flags.StringVar(&cfg.endpoint, "endpoint", getenv(envEndpoint),
 		"DynamoDB endpoint, e.g. http://127.0.0.1:8000 for DynamoDB Local; empty means AWS ($"+envEndpoint+")")
 	flags.BoolVar(&cfg.createTable, "create-table", createTable,
@@ -248,31 +241,4 @@ func decodeKey(s string) ([]byte, error) {
 		return nil, fmt.Errorf("key is %d bytes; want at least %d", len(key), hashKeyLen)
 	}
 	return key, nil
-}
-
-// awsConfig loads the AWS configuration for cfg. With an endpoint (DynamoDB
-// Local) and no credentials in the environment, it uses static dummy
-// credentials and, when no region is configured, localRegion, so the example
-// runs without any AWS setup.
-func awsConfig(ctx context.Context, cfg config, getenv func(string) string) (aws.Config, error) {
-	var opts []func(*awsconfig.LoadOptions) error
-	if cfg.region != "" {
-		opts = append(opts, awsconfig.WithRegion(cfg.region))
-	}
-	local := cfg.endpoint != ""
-	if local && getenv("AWS_ACCESS_KEY_ID") == "" && getenv("AWS_PROFILE") == "" {
-		opts = append(opts, awsconfig.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider("local", "local", "")))
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
-	}
-	if awsCfg.Region == "" {
-		if !local {
-			return aws.Config{}, errors.New("no AWS region: give -region or set AWS_REGION (or -endpoint for DynamoDB Local)")
-		}
-		awsCfg.Region = localRegion
-	}
-	return awsCfg, nil
 }

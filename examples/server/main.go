@@ -8,25 +8,19 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/gorilla/sessions"
 
 	"github.com/dynamostore/dynamostore"
+	"github.com/dynamostore/dynamostore/examples/internal/command"
+	"github.com/dynamostore/dynamostore/examples/internal/ddb"
 )
 
 // Time limits of start-up and shutdown.
@@ -38,19 +32,7 @@ const (
 	shutdownTimeout = 10 * time.Second
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "server:", err)
-		stop()
-		os.Exit(1)
-	}
-}
+func main() { command.Main("server", run) }
 
 // run parses the command line, listens on the configured address and
 // serves until ctx is done.
@@ -176,18 +158,11 @@ func openStore(ctx context.Context, cfg config, getenv func(string) string, log 
 	if err != nil {
 		return nil, err
 	}
-	awsCfg, err := awsConfig(ctx, cfg, getenv)
+	awsCfg, err := ddb.Config(ctx, cfg.region, cfg.endpoint, getenv)
 	if err != nil {
 		return nil, err
 	}
-	client := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
-		if cfg.endpoint != "" {
-			o.BaseEndpoint = aws.String(cfg.endpoint)
-			// DynamoDB Local sends no valid CRC32 with its error
-			// replies; checking it only logs a warning each time.
-			o.DisableValidateResponseChecksum = true
-		}
-	})
+	client := ddb.NewClient(awsCfg, cfg.endpoint)
 	opts := []dynamostore.Option{
 		dynamostore.WithClient(client),
 		dynamostore.WithKeyPairs(key),
@@ -202,7 +177,7 @@ func openStore(ctx context.Context, cfg config, getenv func(string) string, log 
 			SameSite: http.SameSiteLaxMode,
 		}),
 	}
-	exists, err := tableExists(ctx, client, cfg.table)
+	exists, err := ddb.TableExists(ctx, client, cfg.table)
 	switch {
 	case err != nil:
 		return nil, err
@@ -220,17 +195,4 @@ func openStore(ctx context.Context, cfg config, getenv func(string) string, log 
 	log.Info("session store ready", "table", cfg.table, "endpoint", cfg.endpoint, "region", awsCfg.Region,
 		"touchAfter", cfg.touchAfter, "reapInterval", cfg.reapInterval)
 	return store, nil
-}
-
-// tableExists reports whether the table exists.
-func tableExists(ctx context.Context, client *dynamodb.Client, table string) (bool, error) {
-	_, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
-	var notFound *types.ResourceNotFoundException
-	if errors.As(err, &notFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("looking up table %s: %w", table, err)
-	}
-	return true, nil
 }
