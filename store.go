@@ -603,13 +603,14 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 
 // unchanged reports whether values, serialized as data, are the values
 // loaded from stored. gob writes map entries in random order, so the same
-// values can serialize to other bytes of the same length: then stored is
-// decoded and compared, which costs far less than the write it saves.
+// values can serialize to other bytes: when mayEncodeSameValues cannot rule
+// that out, stored is decoded and compared, which costs far less than the
+// write it saves.
 func (s *Store) unchanged(data, stored []byte, values map[any]any) bool {
 	if bytes.Equal(data, stored) {
 		return true
 	}
-	if len(data) != len(stored) {
+	if !mayEncodeSameValues(data, stored) {
 		return false
 	}
 	old := make(map[any]any, len(values))

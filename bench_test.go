@@ -1,0 +1,317 @@
+package dynamostore
+
+// Benchmarks of the store against a raw aws-sdk-go-v2 call of the same item,
+// in the same run. Sub-benchmarks are named op=<operation>/impl=<raw|store…>
+// so that `benchstat -col /impl` prints each implementation as a ratio of
+// the raw SDK call. Every benchmark also reports DynamoDB calls/op and, on
+// DynamoDB Local, the read and write units it consumed (RCU/op, WCU/op).
+// scripts/bench runs them; BENCHMARKS.md has the results.
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/dynamostore/dynamostore/internal/dbtest"
+	"github.com/gorilla/sessions"
+)
+
+// benchTarget is what a set of benchmarks runs against: a metered client,
+// a table on it and a fixed clock (so touchAfter never runs out in the
+// middle of a benchmark).
+type benchTarget struct {
+	client *dynamodb.Client
+	meter  *meter
+	table  string
+	clock  *fakeClock
+	// capacity says whether the responses carry consumed capacity; canned
+	// responses do not.
+	capacity bool
+	// record, when set, is called with true before the session a row
+	// loads is written and with false after.
+	record func(on bool)
+}
+
+// benchOp is one row of the benchmark table: an operation done the raw
+// SDK's way and the store's way.
+type benchOp struct {
+	op string
+	// raw is the aws-sdk-go-v2 baseline of the row.
+	raw func(b *testing.B, t *benchTarget, item *benchItem) func(i int)
+	// store is the store's way; opts configure its Store.
+	store func(b *testing.B, s *Store, item *benchItem) func(i int)
+	opts  []Option
+}
+
+// benchItem is a session saved through the store, loaded by the raw and
+// store benchmarks alike.
+type benchItem struct {
+	values map[any]any
+	key    string       // storage key
+	cookie *http.Cookie // its cookie
+	data   []byte       // its values serialized with gob, as the raw PutItem writes them
+}
+
+func newBenchItem(b *testing.B, s *Store, values map[any]any) *benchItem {
+	b.Helper()
+	id, c := create(b, s, values)
+	data, err := GobSerializer{}.Serialize(values)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &benchItem{values: values, key: storageKey(id), cookie: c, data: data}
+}
+
+// rawGet is a GetItem of the item, as a hand-written store would make it.
+func rawGet(consistent bool) func(*testing.B, *benchTarget, *benchItem) func(int) {
+	return func(b *testing.B, t *benchTarget, item *benchItem) func(int) {
+		ctx := context.Background()
+		return func(int) {
+			out, err := t.client.GetItem(ctx, &dynamodb.GetItemInput{
+				TableName:      aws.String(t.table),
+				Key:            map[string]types.AttributeValue{AttrID: &types.AttributeValueMemberS{Value: item.key}},
+				ConsistentRead: aws.Bool(consistent),
+			})
+			if err != nil || out.Item == nil {
+				b.Fatalf("GetItem: %v (item found: %v)", err, err == nil && out.Item != nil)
+			}
+		}
+	}
+}
+
+// rawPut is a PutItem of a whole session item under key.
+func rawPut(ctx context.Context, b *testing.B, t *benchTarget, key string, data []byte) {
+	now := t.clock.Now()
+	_, err := t.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(t.table),
+		Item: map[string]types.AttributeValue{
+			AttrID:       &types.AttributeValueMemberS{Value: key},
+			AttrValues:   &types.AttributeValueMemberB{Value: data},
+			AttrExpires:  &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(DefaultTTL).Unix(), 10)},
+			AttrModified: &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
+		},
+	})
+	if err != nil {
+		b.Fatalf("PutItem: %v", err)
+	}
+}
+
+// storeRequest returns a function that makes a fresh request carrying c
+// (none when c is nil) for each iteration: gorilla's registry and the
+// store's load state attach to the request, as in a server.
+func storeRequest(c *http.Cookie) func() *http.Request {
+	tmpl := httptest.NewRequest(http.MethodGet, "/", nil)
+	if c != nil {
+		tmpl.AddCookie(c)
+	}
+	return func() *http.Request {
+		r := new(http.Request)
+		*r = *tmpl
+		return r
+	}
+}
+
+// storeLoad loads the item's session, then calls then (if not nil) on it.
+func storeLoad(then func(b *testing.B, s *Store, r *http.Request, w *discardWriter, i int, sess *sessions.Session)) func(*testing.B, *Store, *benchItem) func(int) {
+	return func(b *testing.B, s *Store, item *benchItem) func(int) {
+		next := storeRequest(item.cookie)
+		w := &discardWriter{h: http.Header{}}
+		return func(i int) {
+			r := next()
+			sess, err := s.Get(r, benchCookie)
+			if err != nil || sess.IsNew {
+				b.Fatalf("Get: %v (new: %v)", err, sess.IsNew)
+			}
+			if then != nil {
+				w.reset()
+				then(b, s, r, w, i, sess)
+			}
+		}
+	}
+}
+
+// saveLoaded saves the session loaded in r.
+func saveLoaded(b *testing.B, s *Store, r *http.Request, w *discardWriter, _ int, sess *sessions.Session) {
+	if err := s.Save(r, w, sess); err != nil {
+		b.Fatalf("Save: %v", err)
+	}
+}
+
+// benchOps are the rows of the issue's target table, plus eventually
+// consistent reads.
+var benchOps = []benchOp{
+	{
+		op:    "load",
+		raw:   rawGet(true),
+		store: storeLoad(nil),
+	},
+	{
+		op:    "load-eventual",
+		raw:   rawGet(false),
+		store: storeLoad(nil),
+		opts:  []Option{WithConsistentRead(false)},
+	},
+	{
+		op:    "load+unchanged",
+		raw:   rawGet(true),
+		store: storeLoad(saveLoaded),
+	},
+	{
+		op: "load+changed",
+		raw: func(b *testing.B, t *benchTarget, item *benchItem) func(int) {
+			get := rawGet(true)(b, t, item)
+			ctx := context.Background()
+			return func(i int) {
+				get(i)
+				rawPut(ctx, b, t, item.key, item.data)
+			}
+		},
+		store: storeLoad(func(b *testing.B, s *Store, r *http.Request, w *discardWriter, i int, sess *sessions.Session) {
+			// One more than stored: always a change, for gob and JSON.
+			switch v := sess.Values["visits"].(type) {
+			case int:
+				sess.Values["visits"] = v + 1
+			case float64:
+				sess.Values["visits"] = v + 1
+			}
+			saveLoaded(b, s, r, w, i, sess)
+		}),
+	},
+	{
+		op: "new",
+		raw: func(b *testing.B, t *benchTarget, item *benchItem) func(int) {
+			ctx := context.Background()
+			prefix := fmt.Sprintf("raw-%p-", item)
+			return func(i int) {
+				rawPut(ctx, b, t, prefix+strconv.Itoa(i), item.data)
+			}
+		},
+		store: func(b *testing.B, s *Store, item *benchItem) func(int) {
+			next := storeRequest(nil)
+			w := &discardWriter{h: http.Header{}}
+			return func(int) {
+				r := next()
+				w.reset()
+				sess, err := s.Get(r, benchCookie)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for k, v := range item.values {
+					sess.Values[k] = v
+				}
+				if err := s.Save(r, w, sess); err != nil {
+					b.Fatalf("Save: %v", err)
+				}
+			}
+		},
+	},
+}
+
+// storeImpl is a store configuration benchmarked next to the raw SDK.
+type storeImpl struct {
+	name string
+	opts []Option
+}
+
+// runBenchOps runs every row of ops against t: the raw baseline, then each
+// store configuration, on the item values.
+func runBenchOps(b *testing.B, t *benchTarget, ops []benchOp, impls []storeImpl, values map[any]any) {
+	for _, op := range ops {
+		b.Run("op="+op.op, func(b *testing.B) {
+			for _, impl := range append([]storeImpl{{name: "raw"}}, impls...) {
+				s := newTestStore(b, t.table, t.client, t.clock, append(append([]Option{}, impl.opts...), op.opts...)...)
+				if t.record != nil {
+					t.record(true)
+				}
+				item := newBenchItem(b, s, values)
+				if t.record != nil {
+					t.record(false)
+				}
+				b.Run("impl="+impl.name, func(b *testing.B) {
+					var run func(int)
+					if impl.name == "raw" {
+						run = op.raw(b, t, item)
+					} else {
+						run = op.store(b, s, item)
+					}
+					measure(b, t, run)
+				})
+			}
+		})
+	}
+}
+
+// measure runs b.N iterations of run and reports DynamoDB calls and
+// capacity units per iteration.
+func measure(b *testing.B, t *benchTarget, run func(int)) {
+	b.ReportAllocs()
+	t.meter.take()
+	b.ResetTimer()
+	for i := range b.N {
+		run(i)
+	}
+	b.StopTimer()
+	u := t.meter.take()
+	n := float64(b.N)
+	b.ReportMetric(float64(u.total())/n, "calls/op")
+	if t.capacity {
+		b.ReportMetric(u.RCU/n, "RCU/op")
+		b.ReportMetric(u.WCU/n, "WCU/op")
+	}
+}
+
+// dynamoTarget makes a table on the DynamoDB that TestMain set up.
+func dynamoTarget(b *testing.B) *benchTarget {
+	t := &benchTarget{meter: &meter{}, clock: newFakeClock(), capacity: true}
+	t.client = dbtest.Client(b, t.meter.option)
+	t.table = dbtest.NewTable(b, t.client)
+	return t
+}
+
+// BenchmarkDynamoDB compares the store with raw SDK calls against DynamoDB
+// (Local) on the reference session: a user string, an int and 1 KB of
+// bytes. impl=store is the default configuration (gob); impl=store-json
+// uses JSONSerializer.
+func BenchmarkDynamoDB(b *testing.B) {
+	runBenchOps(b, dynamoTarget(b), benchOps, serializerImpls, referenceValues())
+}
+
+// serializerImpls are the store with each Serializer of the package.
+var serializerImpls = []storeImpl{
+	{name: "store"},
+	{name: "store-json", opts: []Option{WithSerializer(JSONSerializer{})}},
+}
+
+// selectOps returns the rows of benchOps with the given names.
+func selectOps(names ...string) []benchOp {
+	var ops []benchOp
+	for _, op := range benchOps {
+		if slices.Contains(names, op.op) {
+			ops = append(ops, op)
+		}
+	}
+	return ops
+}
+
+// BenchmarkDynamoDBLarge compares writes of large sessions (10 KB and
+// 100 KB of gob) with and without compression: the write units are the
+// point.
+func BenchmarkDynamoDBLarge(b *testing.B) {
+	t := dynamoTarget(b)
+	ops := selectOps("new", "load+changed")
+	for _, size := range []int{10 << 10, 100 << 10} {
+		b.Run(fmt.Sprintf("size=%dKB", size>>10), func(b *testing.B) {
+			runBenchOps(b, t, ops, []storeImpl{
+				{name: "store"},
+				{name: "store-gzip", opts: []Option{WithSerializer(NewCompressedSerializer(nil, 4096))}},
+			}, largeSession(size))
+		})
+	}
+}

@@ -1,0 +1,241 @@
+package dynamostore
+
+// Benchmarks of the store's CPU-only parts: serializers (gob, JSON), the
+// cookie's ID codec, the storage key, and compression of large sessions
+// (gzip from the standard library, which the store uses, next to zstd from
+// github.com/klauspost/compress, which only these benchmarks import).
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// BenchmarkSerializer encodes and decodes the reference session with each
+// Serializer and reports the encoded size.
+func BenchmarkSerializer(b *testing.B) {
+	for _, sz := range []struct {
+		name string
+		s    Serializer
+	}{
+		{"gob", GobSerializer{}},
+		{"json", JSONSerializer{}},
+	} {
+		values := referenceValues()
+		data, err := sz.s.Serialize(values)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run("ser="+sz.name+"/op=encode", func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if _, err := sz.s.Serialize(values); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(data)), "bytes")
+		})
+		b.Run("ser="+sz.name+"/op=decode", func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if err := sz.s.Deserialize(data, make(map[any]any, 4)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(data)), "bytes")
+		})
+	}
+}
+
+// BenchmarkIDCodec signs and verifies a session ID for the cookie, with a
+// hash key only and with hash and block keys (signed and encrypted, the
+// setup the examples use), and derives the storage key.
+func BenchmarkIDCodec(b *testing.B) {
+	id, err := newID()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, keys := range []struct {
+		name  string
+		pairs [][]byte
+	}{
+		{"sign", [][]byte{testHashKey}},
+		{"sign+encrypt", [][]byte{testHashKey, testBlockKey}},
+	} {
+		c, err := newIDCodec(keys.pairs, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.setMaxAge(int(DefaultTTL.Seconds()))
+		cookie, err := c.encode(benchCookie, id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run("keys="+keys.name+"/op=encode", func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if _, err := c.encode(benchCookie, id); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(cookie)), "cookie-bytes")
+		})
+		b.Run("keys="+keys.name+"/op=decode", func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if _, err := c.decode(benchCookie, cookie); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("op=new-id", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, err := newID(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("op=storage-key", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			_ = storageKey(id)
+		}
+	})
+}
+
+// compressor is one compression algorithm and level under comparison.
+type compressor struct {
+	name       string
+	compress   func(dst *bytes.Buffer, src []byte) error
+	decompress func(src []byte) ([]byte, error)
+}
+
+func gzipCompressor(level int) compressor {
+	return compressor{
+		name: fmt.Sprintf("gzip-%d", level),
+		compress: func(dst *bytes.Buffer, src []byte) error {
+			zw, err := gzip.NewWriterLevel(dst, level)
+			if err != nil {
+				return err
+			}
+			if _, err := zw.Write(src); err != nil {
+				return err
+			}
+			return zw.Close()
+		},
+		decompress: func(src []byte) ([]byte, error) {
+			zr, err := gzip.NewReader(bytes.NewReader(src))
+			if err != nil {
+				return nil, err
+			}
+			return io.ReadAll(zr)
+		},
+	}
+}
+
+// zstdCompressor reuses one encoder and decoder, as zstd is meant to be
+// used (EncodeAll and DecodeAll are safe for concurrent use).
+func zstdCompressor(b *testing.B, level zstd.EncoderLevel) compressor {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = enc.Close(); dec.Close() })
+	return compressor{
+		name: "zstd-" + level.String(),
+		compress: func(dst *bytes.Buffer, src []byte) error {
+			dst.Write(enc.EncodeAll(src, dst.AvailableBuffer()))
+			return nil
+		},
+		decompress: func(src []byte) ([]byte, error) { return dec.DecodeAll(src, nil) },
+	}
+}
+
+// BenchmarkCompression compares gzip and zstd levels on 10 KB and 100 KB
+// sessions (gob), reporting the compressed size, and the store's own
+// CompressedSerializer (gzip, fastest level, pooled writers) end to end.
+func BenchmarkCompression(b *testing.B) {
+	for _, size := range []int{10 << 10, 100 << 10} {
+		data, err := GobSerializer{}.Serialize(largeSession(size))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range []compressor{
+			gzipCompressor(gzip.BestSpeed),
+			gzipCompressor(gzip.DefaultCompression),
+			zstdCompressor(b, zstd.SpeedFastest),
+			zstdCompressor(b, zstd.SpeedDefault),
+		} {
+			var packed bytes.Buffer
+			if err := c.compress(&packed, data); err != nil {
+				b.Fatal(err)
+			}
+			prefix := fmt.Sprintf("size=%dKB/alg=%s", size>>10, c.name)
+			b.Run(prefix+"/op=compress", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(data)))
+				var buf bytes.Buffer
+				for range b.N {
+					buf.Reset()
+					if err := c.compress(&buf, data); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(packed.Len()), "bytes")
+				b.ReportMetric(float64(len(data))/float64(packed.Len()), "ratio")
+			})
+			b.Run(prefix+"/op=decompress", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(data)))
+				for range b.N {
+					if _, err := c.decompress(packed.Bytes()); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+		values := largeSession(size)
+		cs := NewCompressedSerializer(nil, 4096)
+		stored, err := cs.Serialize(values)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, sz := range []struct {
+			name string
+			s    Serializer
+		}{{"gob", GobSerializer{}}, {"gob+gzip", cs}} {
+			prefix := fmt.Sprintf("size=%dKB/ser=%s", size>>10, sz.name)
+			b.Run(prefix+"/op=encode", func(b *testing.B) {
+				b.ReportAllocs()
+				for range b.N {
+					if _, err := sz.s.Serialize(values); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			in := data
+			if sz.name != "gob" {
+				in = stored
+			}
+			b.Run(prefix+"/op=decode", func(b *testing.B) {
+				b.ReportAllocs()
+				for range b.N {
+					if err := sz.s.Deserialize(in, map[any]any{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(len(in)), "bytes")
+			})
+		}
+	}
+}

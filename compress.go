@@ -1,0 +1,156 @@
+package dynamostore
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// MaxDecompressedSize bounds how large a compressed session may grow when
+// it is decompressed, so a hostile or corrupt row cannot exhaust memory:
+// 16 MiB, forty times DynamoDB's item limit.
+const MaxDecompressedSize = 16 << 20
+
+// gzipMagic is how every gzip stream begins (RFC 1952: ID1, ID2).
+var gzipMagic = []byte{0x1f, 0x8b}
+
+// CompressedSerializer wraps another Serializer and gzip-compresses its
+// output when it is at least a threshold long, so that large sessions cost
+// fewer write units and stay under DynamoDB's item limit. Output below the
+// threshold, or that does not shrink, is stored exactly as the inner
+// Serializer made it, so a table written without compression stays
+// readable after it is turned on.
+//
+// Compressed data is a standard gzip stream. Rows are told apart by the
+// gzip magic bytes (0x1f 0x8b), which neither GobSerializer nor
+// JSONSerializer output can begin with; inner output that does begin with
+// them is always compressed, so reading is never ambiguous. Rows written
+// compressed cannot be read by a Store without this wrapper.
+//
+// Use it with WithSerializer. It is safe for concurrent use; create it with
+// NewCompressedSerializer.
+type CompressedSerializer struct {
+	inner     Serializer
+	threshold int
+	maxSize   int       // MaxDecompressedSize, but for tests
+	writers   sync.Pool // *gzip.Writer
+	readers   sync.Pool // *gzip.Reader
+}
+
+var _ Serializer = (*CompressedSerializer)(nil)
+
+// NewCompressedSerializer returns a Serializer that compresses the output
+// of inner (GobSerializer when nil) when it is threshold bytes or more; a
+// threshold of 0 or less compresses every non-empty value. Compression uses
+// gzip at its fastest level, which on session data gives nearly the size
+// of the default level at a fraction of the CPU (see BENCHMARKS.md).
+// A threshold of a few kilobytes suits most applications: below 1 KB a
+// write costs 1 WCU whatever its size.
+func NewCompressedSerializer(inner Serializer, threshold int) *CompressedSerializer {
+	if inner == nil {
+		inner = GobSerializer{}
+	}
+	return &CompressedSerializer{inner: inner, threshold: threshold, maxSize: MaxDecompressedSize}
+}
+
+// Serialize implements Serializer: it serializes values with the inner
+// Serializer and compresses the result when it is long enough and shrinks.
+func (c *CompressedSerializer) Serialize(values map[any]any) ([]byte, error) {
+	data, err := c.inner.Serialize(values)
+	if err != nil || len(data) == 0 {
+		return data, err
+	}
+	magic := bytes.HasPrefix(data, gzipMagic)
+	if len(data) < c.threshold && !magic {
+		return data, nil
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(data) / 2)
+	zw, _ := c.writers.Get().(*gzip.Writer)
+	if zw == nil {
+		// BestSpeed is a valid level, so NewWriterLevel cannot fail.
+		zw, _ = gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	} else {
+		zw.Reset(&buf)
+	}
+	_, err = zw.Write(data)
+	if err == nil {
+		err = zw.Close()
+	}
+	zw.Reset(io.Discard)
+	c.writers.Put(zw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: gzip: %w", ErrEncode, err)
+	}
+	if buf.Len() >= len(data) && !magic {
+		return data, nil
+	}
+	return buf.Bytes(), nil
+}
+
+// Deserialize implements Serializer: gzip data is decompressed (to at most
+// MaxDecompressedSize bytes) before the inner Serializer decodes it; other
+// data goes to the inner Serializer as it is.
+func (c *CompressedSerializer) Deserialize(data []byte, values map[any]any) error {
+	if !bytes.HasPrefix(data, gzipMagic) {
+		return c.inner.Deserialize(data, values)
+	}
+	plain, err := c.decompress(data)
+	if err != nil {
+		return err
+	}
+	return c.inner.Deserialize(plain, values)
+}
+
+// decompress gunzips data, refusing output over c.maxSize bytes.
+func (c *CompressedSerializer) decompress(data []byte) ([]byte, error) {
+	src := bytes.NewReader(data)
+	zr, _ := c.readers.Get().(*gzip.Reader)
+	var err error
+	if zr == nil {
+		zr, err = gzip.NewReader(src)
+	} else {
+		err = zr.Reset(src)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: gzip: %w", ErrDecode, err)
+	}
+	defer c.readers.Put(zr)
+	zr.Multistream(false)
+	var out bytes.Buffer
+	out.Grow(min(4*len(data), c.maxSize))
+	n, err := io.Copy(&out, io.LimitReader(zr, int64(c.maxSize)+1))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%w: gzip: %w", ErrDecode, err)
+	case n > int64(c.maxSize):
+		return nil, fmt.Errorf("%w: gzip: decompresses to more than %d bytes", ErrDecode, c.maxSize)
+	}
+	if err := zr.Close(); err != nil {
+		return nil, fmt.Errorf("%w: gzip: %w", ErrDecode, err)
+	}
+	return out.Bytes(), nil
+}
+
+// mayEncodeSameValues reports whether two different serializations may
+// hold the same values, for the Store's check of an unchanged session.
+// gob writes map entries in random order, so equal values give the same
+// bytes in another order: the same length and the same count of every byte
+// value. Compressed data can differ in every way, so it always may.
+// A false answer is certain; a true one must be confirmed by decoding.
+func mayEncodeSameValues(a, b []byte) bool {
+	if bytes.HasPrefix(a, gzipMagic) || bytes.HasPrefix(b, gzipMagic) {
+		return true
+	}
+	if len(a) != len(b) {
+		return false
+	}
+	var counts [256]int
+	for i := range a {
+		counts[a[i]]++
+		counts[b[i]]--
+	}
+	return counts == [256]int{}
+}
