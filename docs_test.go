@@ -3,6 +3,7 @@ package dynamostore
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -248,5 +249,47 @@ func checkIndex(t *testing.T, name, text string, queries bool) {
 	t.Helper()
 	if queries != strings.Contains(text, "/index/"+OwnerIndexName) {
 		t.Errorf("%s: Query allowed %v, but the owner index %q named %v", name, queries, OwnerIndexName, !queries)
+	}
+}
+
+// TestDocsSnippets checks the table definitions shown in the guides
+// (docs/*.md): the YAML and HCL snippets name the key and TTL attributes
+// the library uses.
+func TestDocsSnippets(t *testing.T) {
+	files, err := filepath.Glob("docs/*.md")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no guides in docs/: %v", err)
+	}
+	block := regexp.MustCompile("(?s)```(yaml|hcl)\n(.*?)```")
+	checks := []struct {
+		re   *regexp.Regexp
+		want []string // the values allowed
+	}{
+		{regexp.MustCompile(`AttributeName:\s*(\S+)`), []string{AttrID, AttrExpires}},
+		{regexp.MustCompile(`KeySchema:\s*\n\s*-\s*AttributeName:\s*(\S+)`), []string{AttrID}},
+		{regexp.MustCompile(`TimeToLiveSpecification:\s*\n\s*AttributeName:\s*(\S+)`), []string{AttrExpires}},
+		{regexp.MustCompile(`hash_key\s*=\s*"([^"]*)"`), []string{AttrID}},
+		{regexp.MustCompile(`attribute\s*\{\s*name\s*=\s*"([^"]*)"`), []string{AttrID}},
+		{regexp.MustCompile(`attribute_name\s*=\s*"([^"]*)"`), []string{AttrExpires}},
+	}
+	snippets := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range block.FindAllStringSubmatch(string(b), -1) {
+			snippets++
+			for _, c := range checks {
+				for _, v := range c.re.FindAllStringSubmatch(m[2], -1) {
+					if !slices.Contains(c.want, v[1]) {
+						t.Errorf("%s: a %s snippet has %q, want one of %q", f, m[1], v[0], c.want)
+					}
+				}
+			}
+		}
+	}
+	if snippets == 0 {
+		t.Errorf("no YAML or HCL snippet found in docs/*.md")
 	}
 }
