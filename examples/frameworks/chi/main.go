@@ -5,6 +5,7 @@
 //	POST /login?user=NAME   signs in: stores the name and gives the session a new ID
 //	GET  /whoami            prints the signed-in name, or 401
 //	POST /logout            deletes the session
+//	GET  /debug/sessions    the Store's counters (Store.Stats) as JSON, in expvar's format
 //
 // Configuration comes from the environment: SESSION_HASH_KEY (required,
 // hex), DYNAMOSTORE_TABLE, DYNAMODB_ENDPOINT, ADDR and the usual AWS
@@ -17,6 +18,7 @@ package main
 
 import (
 	"context"
+	"expvar"
 	"fmt"
 	"log"
 	"net/http"
@@ -83,6 +85,14 @@ func newRouter(store *dynamostore.Store) http.Handler {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	})
+	// The Store's counters for a metrics scraper. Serve them on an internal
+	// listener in production; expvar.Publish would add them to
+	// /debug/vars instead.
+	stats := expvar.Func(func() any { return store.Stats() })
+	r.Get("/debug/sessions", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, stats.String())
 	})
 	return r
 }
