@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/dynamostore/dynamostore/internal/dbtest"
+	"github.com/dynamostore/dynamostore/internal/ddbmeter"
 	"github.com/gorilla/sessions"
 )
 
@@ -28,7 +29,7 @@ import (
 // middle of a benchmark).
 type benchTarget struct {
 	client *dynamodb.Client
-	meter  *meter
+	meter  *ddbmeter.Meter
 	table  string
 	clock  *fakeClock
 	// capacity says whether the responses carry consumed capacity; canned
@@ -252,15 +253,15 @@ func runBenchOps(b *testing.B, t *benchTarget, ops []benchOp, impls []storeImpl,
 // capacity units per iteration.
 func measure(b *testing.B, t *benchTarget, run func(int)) {
 	b.ReportAllocs()
-	t.meter.take()
+	t.meter.Take()
 	b.ResetTimer()
 	for i := range b.N {
 		run(i)
 	}
 	b.StopTimer()
-	u := t.meter.take()
+	u := t.meter.Take()
 	n := float64(b.N)
-	b.ReportMetric(float64(u.total())/n, "calls/op")
+	b.ReportMetric(float64(u.Total())/n, "calls/op")
 	if t.capacity {
 		b.ReportMetric(u.RCU/n, "RCU/op")
 		b.ReportMetric(u.WCU/n, "WCU/op")
@@ -269,8 +270,8 @@ func measure(b *testing.B, t *benchTarget, run func(int)) {
 
 // dynamoTarget makes a table on the DynamoDB that TestMain set up.
 func dynamoTarget(b *testing.B) *benchTarget {
-	t := &benchTarget{meter: &meter{}, clock: newFakeClock(), capacity: true}
-	t.client = dbtest.Client(b, t.meter.option)
+	t := &benchTarget{meter: &ddbmeter.Meter{}, clock: newFakeClock(), capacity: true}
+	t.client = dbtest.Client(b, t.meter.Option)
 	t.table = dbtest.NewTable(b, t.client)
 	return t
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/dynamostore/dynamostore/internal/ddbmeter"
 	"github.com/gorilla/sessions"
 )
 
@@ -27,8 +28,8 @@ var updateCalls = flag.Bool("calls.update", false, "rewrite "+callsFile+" with t
 
 // callFigures is the content of callsFile.
 type callFigures struct {
-	Note       string           `json:"note"`
-	Operations map[string]usage `json:"operations"`
+	Note       string                    `json:"note"`
+	Operations map[string]ddbmeter.Usage `json:"operations"`
 }
 
 // operation is one request-path operation whose cost is measured: prepare
@@ -160,9 +161,9 @@ var operations = []operation{
 
 // measureOperations runs every operation on one table and returns what
 // each cost.
-func measureOperations(t *testing.T) map[string]usage {
+func measureOperations(t *testing.T) map[string]ddbmeter.Usage {
 	x := newRig(t)
-	got := map[string]usage{}
+	got := map[string]ddbmeter.Usage{}
 	for _, op := range operations {
 		s := x.store
 		if len(op.opts) > 0 {
@@ -172,11 +173,11 @@ func measureOperations(t *testing.T) map[string]usage {
 		if op.prepare != nil {
 			c = op.prepare(x, s)
 		}
-		x.meter.take()
+		x.meter.Take()
 		if err := op.run(x, s, c); err != nil {
 			t.Fatalf("%s: %v", op.name, err)
 		}
-		got[op.name] = x.meter.take()
+		got[op.name] = x.meter.Take()
 	}
 	return got
 }
@@ -199,7 +200,7 @@ func TestCallsPerOperation(t *testing.T) {
 	checkCapacity := os.Getenv("DYNAMOSTORE_BACKEND") == "" || os.Getenv("DYNAMOSTORE_BACKEND") == "dynamodb-local"
 	names := slices.Sorted(func(yield func(string) bool) {
 		seen := map[string]bool{}
-		for _, m := range []map[string]usage{got, want} {
+		for _, m := range []map[string]ddbmeter.Usage{got, want} {
 			for n := range m {
 				if !seen[n] && !yield(n) {
 					return
@@ -220,9 +221,9 @@ func TestCallsPerOperation(t *testing.T) {
 			continue
 		}
 		switch {
-		case g.total() > w.total():
+		case g.Total() > w.Total():
 			t.Errorf("%s: %d DynamoDB calls (%s); the committed figure is %d (%s): the change adds a call to the request path",
-				name, g.total(), describeUsage(g), w.total(), describeUsage(w))
+				name, g.Total(), describeUsage(g), w.Total(), describeUsage(w))
 		case describeCalls(g) != describeCalls(w):
 			t.Errorf("%s: calls %s; the committed figures say %s: if this is intended, rewrite them with -calls.update",
 				name, describeCalls(g), describeCalls(w))
@@ -235,7 +236,7 @@ func TestCallsPerOperation(t *testing.T) {
 	}
 }
 
-func describeCalls(u usage) string {
+func describeCalls(u ddbmeter.Usage) string {
 	parts := make([]string, 0, len(u.Calls))
 	for _, op := range slices.Sorted(func(yield func(string) bool) {
 		for op, n := range u.Calls {
@@ -252,11 +253,11 @@ func describeCalls(u usage) string {
 	return strings.Join(parts, " ")
 }
 
-func describeUsage(u usage) string {
+func describeUsage(u ddbmeter.Usage) string {
 	return fmt.Sprintf("%s, %g RCU, %g WCU", describeCalls(u), u.RCU, u.WCU)
 }
 
-func readFigures(t *testing.T) map[string]usage {
+func readFigures(t *testing.T) map[string]ddbmeter.Usage {
 	t.Helper()
 	data, err := os.ReadFile(callsFile)
 	if err != nil {
@@ -271,7 +272,7 @@ func readFigures(t *testing.T) map[string]usage {
 	return f.Operations
 }
 
-func writeFigures(t *testing.T, ops map[string]usage) {
+func writeFigures(t *testing.T, ops map[string]ddbmeter.Usage) {
 	t.Helper()
 	for name, u := range ops {
 		for op, n := range u.Calls {
@@ -354,7 +355,7 @@ func TestUnchangedSaveOfManyKeysMakesNoCall(t *testing.T) {
 	}
 	_, c := create(t, x.store, values)
 	for i := range 5 {
-		x.meter.take()
+		x.meter.Take()
 		r := request(c)
 		sess, err := x.store.Get(r, benchCookie)
 		if err != nil {
@@ -363,7 +364,7 @@ func TestUnchangedSaveOfManyKeysMakesNoCall(t *testing.T) {
 		if err := save(x.store, r, sess); err != nil {
 			t.Fatal(err)
 		}
-		if u := x.meter.take(); describeCalls(u) != "GetItem×1" {
+		if u := x.meter.Take(); describeCalls(u) != "GetItem×1" {
 			t.Fatalf("round %d: load and unchanged save made %s; want only the GetItem", i, describeCalls(u))
 		}
 	}

@@ -222,11 +222,11 @@ func TestCompressedSessionsInDynamoDB(t *testing.T) {
 	for _, size := range []int{10 << 10, 100 << 10} {
 		t.Run(fmt.Sprintf("%dKB", size>>10), func(t *testing.T) {
 			values := largeSession(size)
-			x.meter.take()
+			x.meter.Take()
 			create(t, x.store, values)
-			plain := x.meter.take()
+			plain := x.meter.Take()
 			id, c := create(t, compressed, values)
-			packed := x.meter.take()
+			packed := x.meter.Take()
 			item := (&env{t: t, client: x.client, table: x.table}).rawItem(id)
 			v, ok := item[AttrValues].(*types.AttributeValueMemberB)
 			if !ok || !bytes.HasPrefix(v.Value, gzipMagic) {
@@ -245,11 +245,11 @@ func TestCompressedSessionsInDynamoDB(t *testing.T) {
 				t.Errorf("compressed write cost %g WCU, plain %g", packed.WCU, plain.WCU)
 			}
 			t.Logf("%d KB session: %g WCU plain, %g WCU compressed (%d bytes stored)", size>>10, plain.WCU, packed.WCU, len(v.Value))
-			x.meter.take()
+			x.meter.Take()
 			if err := save(compressed, r, sess); err != nil {
 				t.Fatal(err)
 			}
-			if u := x.meter.take(); u.total() != 0 {
+			if u := x.meter.Take(); u.Total() != 0 {
 				t.Errorf("unchanged compressed session saved with %s", describeCalls(u))
 			}
 		})

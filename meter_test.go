@@ -6,132 +6,19 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/smithy-go/middleware"
 	"github.com/dynamostore/dynamostore/internal/dbtest"
+	"github.com/dynamostore/dynamostore/internal/ddbmeter"
 )
-
-// meter counts DynamoDB operations and the capacity units they consumed,
-// from inside the SDK's middleware stack of a real client. It asks every
-// request for ReturnConsumedCapacity TOTAL (DynamoDB Local honours it) and
-// adds up what the responses report, so a test or benchmark sees the cost
-// of the store's requests without the store doing anything for it.
-type meter struct {
-	mu    sync.Mutex
-	usage usage
-}
-
-// usage is what a meter counted: operations by name, and read and write
-// capacity units.
-type usage struct {
-	Calls map[string]int `json:"calls"`
-	RCU   float64        `json:"rcu"`
-	WCU   float64        `json:"wcu"`
-}
-
-// total returns the number of calls of every kind.
-func (u usage) total() int {
-	n := 0
-	for _, c := range u.Calls {
-		n += c
-	}
-	return n
-}
-
-// option installs the meter on a DynamoDB client.
-func (m *meter) option(o *dynamodb.Options) {
-	o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
-		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("meter", m.handle), middleware.Before)
-	})
-}
-
-func (m *meter) handle(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-	askCapacity(in.Parameters)
-	out, md, err := next.HandleInitialize(ctx, in)
-	rcu, wcu := consumed(out.Result)
-	m.mu.Lock()
-	if m.usage.Calls == nil {
-		m.usage.Calls = map[string]int{}
-	}
-	m.usage.Calls[middleware.GetOperationName(ctx)]++
-	m.usage.RCU += rcu
-	m.usage.WCU += wcu
-	m.mu.Unlock()
-	return out, md, err
-}
-
-// take returns what was counted since the last take and starts again.
-func (m *meter) take() usage {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	u := m.usage
-	u.Calls = maps.Clone(u.Calls)
-	if u.Calls == nil {
-		u.Calls = map[string]int{}
-	}
-	m.usage = usage{Calls: m.usage.Calls}
-	clear(m.usage.Calls)
-	return u
-}
-
-// askCapacity sets ReturnConsumedCapacity TOTAL on the inputs of the
-// operations the store makes.
-func askCapacity(params any) {
-	const total = types.ReturnConsumedCapacityTotal
-	switch in := params.(type) {
-	case *dynamodb.GetItemInput:
-		in.ReturnConsumedCapacity = total
-	case *dynamodb.PutItemInput:
-		in.ReturnConsumedCapacity = total
-	case *dynamodb.UpdateItemInput:
-		in.ReturnConsumedCapacity = total
-	case *dynamodb.DeleteItemInput:
-		in.ReturnConsumedCapacity = total
-	case *dynamodb.ScanInput:
-		in.ReturnConsumedCapacity = total
-	case *dynamodb.BatchWriteItemInput:
-		in.ReturnConsumedCapacity = total
-	}
-}
-
-// consumed returns the read and write units a response reports.
-func consumed(result any) (rcu, wcu float64) {
-	units := func(c *types.ConsumedCapacity) float64 {
-		if c == nil || c.CapacityUnits == nil {
-			return 0
-		}
-		return *c.CapacityUnits
-	}
-	switch out := result.(type) {
-	case *dynamodb.GetItemOutput:
-		return units(out.ConsumedCapacity), 0
-	case *dynamodb.ScanOutput:
-		return units(out.ConsumedCapacity), 0
-	case *dynamodb.PutItemOutput:
-		return 0, units(out.ConsumedCapacity)
-	case *dynamodb.UpdateItemOutput:
-		return 0, units(out.ConsumedCapacity)
-	case *dynamodb.DeleteItemOutput:
-		return 0, units(out.ConsumedCapacity)
-	case *dynamodb.BatchWriteItemOutput:
-		for i := range out.ConsumedCapacity {
-			wcu += units(&out.ConsumedCapacity[i])
-		}
-		return 0, wcu
-	}
-	return 0, 0
-}
 
 // rig is a Store on a fresh table whose DynamoDB client is metered, with a
 // fake clock and the reaper off. The calls test and the benchmarks use it.
 type rig struct {
 	tb     testing.TB
 	client *dynamodb.Client
-	meter  *meter
+	meter  *ddbmeter.Meter
 	clock  *fakeClock
 	table  string
 	store  *Store
@@ -139,11 +26,11 @@ type rig struct {
 
 func newRig(tb testing.TB, opts ...Option) *rig {
 	tb.Helper()
-	x := &rig{tb: tb, meter: &meter{}, clock: newFakeClock()}
-	x.client = dbtest.Client(tb, x.meter.option)
+	x := &rig{tb: tb, meter: &ddbmeter.Meter{}, clock: newFakeClock()}
+	x.client = dbtest.Client(tb, x.meter.Option)
 	x.table = dbtest.NewTable(tb, x.client)
 	x.store = x.newStore(opts...)
-	x.meter.take()
+	x.meter.Take()
 	return x
 }
 

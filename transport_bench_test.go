@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/dynamostore/dynamostore/internal/ddbmeter"
 )
 
 // cannedDynamoDB is an HTTP client for the SDK that answers every DynamoDB
@@ -82,7 +83,7 @@ func (c *cannedDynamoDB) remember(body []byte) error {
 // The answers carry no consumed capacity, so only calls are reported.
 func cannedTarget(b *testing.B) *benchTarget {
 	canned := &cannedDynamoDB{getItem: []byte("{}")}
-	t := &benchTarget{meter: &meter{}, clock: newFakeClock(), table: "sessions"}
+	t := &benchTarget{meter: &ddbmeter.Meter{}, clock: newFakeClock(), table: "sessions"}
 	t.record = func(on bool) {
 		canned.mu.Lock()
 		canned.recording = on
@@ -93,7 +94,7 @@ func cannedTarget(b *testing.B) *benchTarget {
 		Credentials:  credentials.NewStaticCredentialsProvider("bench", "bench", ""),
 		BaseEndpoint: aws.String("http://dynamodb.invalid"),
 		HTTPClient:   canned,
-	}, t.meter.option)
+	}, t.meter.Option)
 	return t
 }
 

@@ -1,7 +1,6 @@
 package loadtest
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"maps"
@@ -9,16 +8,14 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/smithy-go/middleware"
 	"github.com/gorilla/sessions"
 
 	"github.com/dynamostore/dynamostore"
 	"github.com/dynamostore/dynamostore/internal/dbtest"
+	"github.com/dynamostore/dynamostore/internal/ddbmeter"
 )
 
 // The load test runs small by default, so that it can stay in the ordinary
@@ -40,33 +37,6 @@ var (
 	blockKey = []byte("fedcba9876543210fedcba9876543210")
 )
 
-// calls counts DynamoDB operations by name from inside the SDK's
-// middleware stack.
-type calls struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (c *calls) option(o *dynamodb.Options) {
-	o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
-		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("loadtestCalls",
-			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-				c.mu.Lock()
-				c.n[middleware.GetOperationName(ctx)]++
-				c.mu.Unlock()
-				return next.HandleInitialize(ctx, in)
-			}), middleware.Before)
-	})
-}
-
-func (c *calls) take() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m := c.n
-	c.n = map[string]int{}
-	return m
-}
-
 // TestLoad drives the same handler on dynamostore (DynamoDB Local) and on
 // gorilla's FilesystemStore, one after the other, and reports throughput,
 // latency percentiles and DynamoDB calls per HTTP request. It fails on any
@@ -77,8 +47,8 @@ func TestLoad(t *testing.T) {
 	cfg := Config{Clients: *flagClients, Requests: *flagRequests, Duration: *flagDuration, WriteRatio: *flagWrites}
 	ctx := t.Context()
 
-	counter := &calls{n: map[string]int{}}
-	client := dbtest.Client(t, counter.option)
+	counter := &ddbmeter.Meter{}
+	client := dbtest.Client(t, counter.Option)
 	table := dbtest.NewTable(t, client)
 	store, err := dynamostore.NewStore(ctx, table, dynamostore.WithClient(client),
 		dynamostore.WithKeyPairs(hashKey, blockKey), dynamostore.WithCleanupInterval(0))
@@ -91,7 +61,7 @@ func TestLoad(t *testing.T) {
 	type row struct {
 		name  string
 		res   Result
-		calls map[string]int
+		usage ddbmeter.Usage
 	}
 	var rows []row
 	for _, s := range []struct {
@@ -101,7 +71,7 @@ func TestLoad(t *testing.T) {
 		{"dynamostore (DynamoDB Local)", store},
 		{"gorilla FilesystemStore", fs},
 	} {
-		counter.take()
+		counter.Take()
 		res, err := Run(ctx, NewHandler(s.store), cfg)
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
@@ -109,14 +79,11 @@ func TestLoad(t *testing.T) {
 		if res.Failures > 0 {
 			t.Errorf("%s: %d failed requests; the first: %s", s.name, res.Failures, res.FirstFailure)
 		}
-		rows = append(rows, row{s.name, res, counter.take()})
+		rows = append(rows, row{s.name, res, counter.Take()})
 	}
 
 	ddb := rows[0]
-	total := 0
-	for _, n := range ddb.calls {
-		total += n
-	}
+	total := ddb.usage.Total()
 	touches := cfg.Clients * (int(ddb.res.Elapsed/dynamostore.DefaultTouchAfter) + 1)
 	if limit := ddb.res.Requests + ddb.res.Writes + touches; total > limit {
 		t.Errorf("dynamostore made %d DynamoDB calls for %d requests (%d writes); at most %d expected", total, ddb.res.Requests, ddb.res.Writes, limit)
@@ -124,15 +91,17 @@ func TestLoad(t *testing.T) {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d clients × %d requests, %.0f%% writes, loopback, GOMAXPROCS %d\n\n", cfg.Clients, cfg.Requests, cfg.WriteRatio*100, runtime.GOMAXPROCS(0))
-	b.WriteString("| store | requests | throughput (req/s) | p50 | p99 | DynamoDB calls per request |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---|\n")
+	b.WriteString("| store | requests | throughput (req/s) | p50 | p99 | DynamoDB calls per request | RCU / WCU per request |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---|---|\n")
 	for _, r := range rows {
-		perReq := "—"
-		if n := sum(r.calls); n > 0 {
-			perReq = fmt.Sprintf("%.2f (%s)", float64(n)/float64(r.res.Requests), describe(r.calls, r.res.Requests))
+		perReq, units := "—", "—"
+		if n := r.usage.Total(); n > 0 {
+			req := float64(r.res.Requests)
+			perReq = fmt.Sprintf("%.2f (%s)", float64(n)/req, describe(r.usage.Calls, r.res.Requests))
+			units = fmt.Sprintf("%.2f / %.2f", r.usage.RCU/req, r.usage.WCU/req)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %s | %s |\n", r.name, r.res.Requests, r.res.Throughput(),
-			r.res.P50.Round(10*time.Microsecond), r.res.P99.Round(10*time.Microsecond), perReq)
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %s | %s | %s |\n", r.name, r.res.Requests, r.res.Throughput(),
+			r.res.P50.Round(10*time.Microsecond), r.res.P99.Round(10*time.Microsecond), perReq, units)
 	}
 	t.Log("\n" + b.String())
 	if *flagOut != "" {
@@ -140,14 +109,6 @@ func TestLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-}
-
-func sum(m map[string]int) int {
-	n := 0
-	for _, v := range m {
-		n += v
-	}
-	return n
 }
 
 // describe lists calls per request by operation.
