@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
-	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,12 +34,6 @@ const (
 
 // maxUserName is the longest user name the sign-in form accepts, in runes.
 const maxUserName = 32
-
-func init() {
-	// Session.AddFlash keeps messages as a []any in Values; the gob
-	// encoding the Store uses by default needs that type registered.
-	gob.Register([]any{})
-}
 
 //go:embed templates static
 var assets embed.FS
