@@ -1,6 +1,7 @@
 // Command dynamostore manages the DynamoDB table of a dynamostore session
-// store: it creates the table, reports its state, runs a reaper pass and
-// deletes single sessions, so that operators need not write a program.
+// store: it creates the table, reports its state, runs a reaper pass,
+// deletes single sessions and revokes every session of an owner, so that
+// operators need not write a program.
 //
 // Usage:
 //
