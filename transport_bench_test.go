@@ -107,6 +107,13 @@ func BenchmarkTransport(b *testing.B) {
 	runBenchOps(b, cannedTarget(b), ops, serializerImpls, referenceValues())
 }
 
+// BenchmarkPairedTransport is BenchmarkPairedDynamoDB on canned responses:
+// the store's own CPU time against the raw SDK's, call by call.
+func BenchmarkPairedTransport(b *testing.B) {
+	ops := selectOps("load", "load+unchanged", "load+changed", "new")
+	runPaired(b, cannedTarget(b), ops, serializerImpls, referenceValues())
+}
+
 // BenchmarkTransportOverhead breaks the store's load down: the store with
 // a serializer that does nothing shows what the store adds besides
 // decoding values.
