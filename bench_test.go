@@ -98,6 +98,18 @@ func rawGet(consistent bool) func(*testing.B, *benchTarget, *benchItem) func(int
 	}
 }
 
+// rawGetThen is a GetItem of the item followed by write of its values.
+func rawGetThen(write func(ctx context.Context, b *testing.B, t *benchTarget, key string, data []byte)) func(*testing.B, *benchTarget, *benchItem) func(int) {
+	return func(b *testing.B, t *benchTarget, item *benchItem) func(int) {
+		get := rawGet(true)(b, t, item)
+		ctx := context.Background()
+		return func(i int) {
+			get(i)
+			write(ctx, b, t, item.key, item.data)
+		}
+	}
+}
+
 // rawPut is a PutItem of a whole session item under key.
 func rawPut(ctx context.Context, b *testing.B, t *benchTarget, key string, data []byte) {
 	now := t.clock.Now()
@@ -211,15 +223,8 @@ var benchOps = []benchOp{
 		store: storeLoad(saveLoaded),
 	},
 	{
-		op: "load+changed",
-		raw: func(b *testing.B, t *benchTarget, item *benchItem) func(int) {
-			get := rawGet(true)(b, t, item)
-			ctx := context.Background()
-			return func(i int) {
-				get(i)
-				rawPut(ctx, b, t, item.key, item.data)
-			}
-		},
+		op:    "load+changed",
+		raw:   rawGetThen(rawPut),
 		store: storeLoad(changeAndSave),
 	},
 	{
@@ -227,15 +232,8 @@ var benchOps = []benchOp{
 		// neither bring back a deleted session nor drop other attributes);
 		// this row's raw side makes the same UpdateItem, to separate the
 		// store's own cost from DynamoDB's price for an update.
-		op: "load+changed-vs-update",
-		raw: func(b *testing.B, t *benchTarget, item *benchItem) func(int) {
-			get := rawGet(true)(b, t, item)
-			ctx := context.Background()
-			return func(i int) {
-				get(i)
-				rawUpdate(ctx, b, t, item.key, item.data)
-			}
-		},
+		op:    "load+changed-vs-update",
+		raw:   rawGetThen(rawUpdate),
 		store: storeLoad(changeAndSave),
 	},
 	{
