@@ -644,8 +644,12 @@ func (s *Store) Delete(r *http.Request, w http.ResponseWriter, sess *sessions.Se
 // Regenerate gives the session a new ID, keeping its values, and sets the
 // new cookie; call it at sign-in so an ID planted before sign-in (session
 // fixation) is worth nothing after it. The new row is written first (only
-// if no row has its key), then the old row is deleted, so the old cookie
-// never loads the session again. A session not yet saved is simply saved.
+// if no row has its key), then the old row is ended (its expiry set to now,
+// only while it is live) and deleted, so the old cookie never loads the
+// session again. When a concurrent request logged the session out or
+// regenerated it first, the new row is deleted again, the cookie is
+// expired, and Regenerate returns ErrSessionGone: a logout is never undone.
+// A session not yet saved is simply saved.
 func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
 	oldID := sess.ID
 	if oldID == "" {
@@ -660,6 +664,19 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 	if err := s.Save(r, w, sess); err != nil {
 		sess.ID = oldID
 		return err
+	}
+	now := s.now()
+	if err := s.backend.SetExpires(r.Context(), storageKey(oldID), now, now); errors.Is(err, ErrNotFound) {
+		if err := s.backend.Delete(r.Context(), storageKey(sess.ID)); err != nil {
+			return s.counters.countErr(fmt.Errorf("dynamostore: deleting the new session of a session ended meanwhile: %w", err))
+		}
+		dropState(r, sess)
+		clear(sess.Values)
+		sess.ID = ""
+		http.SetCookie(w, sessions.NewCookie(sess.Name(), "", &sessions.Options{Path: sess.Options.Path, Domain: sess.Options.Domain, MaxAge: -1}))
+		return s.counters.countErr(fmt.Errorf("%w: regenerating its ID", ErrSessionGone))
+	} else if err != nil {
+		return s.counters.countErr(fmt.Errorf("dynamostore: ending the old session after regenerating its ID: %w", err))
 	}
 	if err := s.backend.Delete(r.Context(), storageKey(oldID)); err != nil {
 		return s.counters.countErr(fmt.Errorf("dynamostore: deleting the old session after regenerating its ID: %w", err))
