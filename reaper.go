@@ -399,6 +399,10 @@ func (r *reaper) reap(ctx context.Context) (ReapStats, error) {
 	if err != nil {
 		err = r.closedOr(err)
 	}
+	if !st.SkippedByLease && (err == nil || st.Pages > 0) {
+		r.store.counters.reapPasses.Add(1)
+		r.store.counters.reapDeleted.Add(int64(st.Deleted))
+	}
 	if r.cfg.hook != nil {
 		r.cfg.hook(st, err)
 	}

@@ -523,6 +523,18 @@ func TestReapLeaseHolderDies(t *testing.T) {
 	if c := countRows(t, client, table, clock.Now()); c.expired != 0 {
 		t.Fatalf("%d expired rows left", c.expired)
 	}
+	// Store.Stats counts the passes that ran, failed or not, and their
+	// deletes; skipped passes are not counted.
+	for i, want := range []Stats{
+		{ReapPasses: 1, ReapDeleted: int64(firstDeleted)},
+		{ReapPasses: 1, ReapDeleted: int64(rows - firstDeleted)},
+		{},
+	} {
+		got := append([]*Store{a}, others...)[i].Stats()
+		if got.ReapPasses != want.ReapPasses || got.ReapDeleted != want.ReapDeleted {
+			t.Errorf("store %d: %d passes deleted %d rows, want %d and %d", i, got.ReapPasses, got.ReapDeleted, want.ReapPasses, want.ReapDeleted)
+		}
+	}
 	// The takeover completed a pass: nobody reaps again this interval,
 	// the revived holder included.
 	victim.dead.Store(false)
