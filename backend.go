@@ -54,9 +54,12 @@ type Backend interface {
 	// record, never its data, and never creates one: when no record with
 	// key expires after modified, it returns ErrNotFound.
 	SetExpires(ctx context.Context, key string, expires, modified time.Time) error
-	// Delete removes the record with key. Deleting a missing record is not
-	// an error.
-	Delete(ctx context.Context, key string) error
+	// Delete removes the live record with key. When there is none (no
+	// record, or one that expired at or before now) it returns an error
+	// wrapping ErrNotFound; an expired record may be left for expiry to
+	// remove. The check and the removal are one atomic step, so of several
+	// concurrent Deletes of a record exactly one succeeds.
+	Delete(ctx context.Context, key string, now time.Time) error
 	// DeleteExpired removes records that expired before now and reports
 	// what it did.
 	DeleteExpired(ctx context.Context, now time.Time) (ReapStats, error)

@@ -53,10 +53,14 @@ func (m *mapBackend) SetExpires(_ context.Context, key string, expires, modified
 	return nil
 }
 
-func (m *mapBackend) Delete(_ context.Context, key string) error {
+func (m *mapBackend) Delete(_ context.Context, key string, now time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	r, ok := m.recs[key]
 	delete(m.recs, key)
+	if !ok || expired(now, r.Expires) {
+		return ErrNotFound
+	}
 	return nil
 }
 

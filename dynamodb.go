@@ -73,6 +73,7 @@ type DynamoDBBackend struct {
 	// the updateFlags of the record written.
 	updates    [updateVariants]compiledExpr
 	touch      compiledExpr // SET exp, mod if live
+	deleteLive compiledExpr // delete if live
 	ownerQuery compiledExpr // own = :owner
 	reapScan   compiledExpr // projection id, exp; filter exp < now
 	reapDelete compiledExpr // delete if exp < now
@@ -112,6 +113,7 @@ func NewDynamoDBBackend(client DynamoDBAPI, table string, consistentRead bool) (
 		{&b.createCond, expression.NewBuilder().WithCondition(expression.AttributeNotExists(id))},
 		{&b.touch, expression.NewBuilder().WithCondition(live).WithUpdate(
 			expression.Set(exp, param("exp")).Set(mod, param("mod")))},
+		{&b.deleteLive, expression.NewBuilder().WithCondition(live)},
 		{&b.ownerQuery, expression.NewBuilder().WithKeyCondition(expression.Key(AttrOwner).Equal(expression.Value(paramMarker + "owner")))},
 		{&b.reapScan, expression.NewBuilder().WithProjection(expression.NamesList(id, exp)).
 			WithFilter(exp.LessThan(param("now")))},
@@ -397,9 +399,21 @@ func (b *DynamoDBBackend) SetExpires(ctx context.Context, key string, expires, m
 	return nil
 }
 
-// Delete implements Backend with one DeleteItem.
-func (b *DynamoDBBackend) Delete(ctx context.Context, key string) error {
-	if _, err := b.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: b.table, Key: keyOf(key)}); err != nil {
+// Delete implements Backend with one DeleteItem conditioned on the item
+// being live.
+func (b *DynamoDBBackend) Delete(ctx context.Context, key string, now time.Time) error {
+	e := &b.deleteLive
+	_, err := b.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                 b.table,
+		Key:                       keyOf(key),
+		ConditionExpression:       e.condition,
+		ExpressionAttributeNames:  e.names,
+		ExpressionAttributeValues: map[string]types.AttributeValue{e.ph("now"): epochSeconds(now)},
+	})
+	if isConditionFailed(err) {
+		return ErrNotFound
+	}
+	if err != nil {
 		return fmt.Errorf("dynamostore: DeleteItem: %w", err)
 	}
 	return nil
@@ -452,7 +466,9 @@ func (b *DynamoDBBackend) DeleteOwner(ctx context.Context, owner string) (int, e
 			if !ok {
 				continue
 			}
-			if err := b.Delete(ctx, key.Value); err != nil {
+			if err := b.Delete(ctx, key.Value, time.Now()); errors.Is(err, ErrNotFound) {
+				continue
+			} else if err != nil {
 				return n, err
 			}
 			n++

@@ -539,7 +539,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 	name := sess.Name()
 	if sess.Options.MaxAge < 0 {
 		if sess.ID != "" {
-			if err := s.backend.Delete(ctx, storageKey(sess.ID)); err != nil {
+			if err := s.backend.Delete(ctx, storageKey(sess.ID), s.now()); err != nil && !errors.Is(err, ErrNotFound) {
 				return err
 			}
 			s.counters.deletes.Add(1)
@@ -644,9 +644,8 @@ func (s *Store) Delete(r *http.Request, w http.ResponseWriter, sess *sessions.Se
 // Regenerate gives the session a new ID, keeping its values, and sets the
 // new cookie; call it at sign-in so an ID planted before sign-in (session
 // fixation) is worth nothing after it. The new row is written first (only
-// if no row has its key), then the old row is ended (its expiry set to now,
-// only while it is live) and deleted, so the old cookie never loads the
-// session again. When a concurrent request logged the session out or
+// if no row has its key), then the old row is deleted, so the old cookie
+// never loads the session again. When a concurrent request logged the session out or
 // regenerated it first, the new row is deleted again, the cookie is
 // expired, and Regenerate returns ErrSessionGone: a logout is never undone.
 // A session not yet saved is simply saved.
@@ -665,9 +664,8 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 		sess.ID = oldID
 		return err
 	}
-	now := s.now()
-	if err := s.backend.SetExpires(r.Context(), storageKey(oldID), now, now); errors.Is(err, ErrNotFound) {
-		if err := s.backend.Delete(r.Context(), storageKey(sess.ID)); err != nil {
+	if err := s.backend.Delete(r.Context(), storageKey(oldID), s.now()); errors.Is(err, ErrNotFound) {
+		if err := s.backend.Delete(r.Context(), storageKey(sess.ID), s.now()); err != nil && !errors.Is(err, ErrNotFound) {
 			return s.counters.countErr(fmt.Errorf("dynamostore: deleting the new session of a session ended meanwhile: %w", err))
 		}
 		dropState(r, sess)
@@ -676,9 +674,6 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 		http.SetCookie(w, sessions.NewCookie(sess.Name(), "", &sessions.Options{Path: sess.Options.Path, Domain: sess.Options.Domain, MaxAge: -1}))
 		return s.counters.countErr(fmt.Errorf("%w: regenerating its ID", ErrSessionGone))
 	} else if err != nil {
-		return s.counters.countErr(fmt.Errorf("dynamostore: ending the old session after regenerating its ID: %w", err))
-	}
-	if err := s.backend.Delete(r.Context(), storageKey(oldID)); err != nil {
 		return s.counters.countErr(fmt.Errorf("dynamostore: deleting the old session after regenerating its ID: %w", err))
 	}
 	s.counters.deletes.Add(1)
