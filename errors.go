@@ -24,9 +24,10 @@ var (
 	// already exists.
 	ErrExists = errors.New("dynamostore: session already exists")
 
-	// ErrSessionGone is returned by Save when the session was deleted or
-	// expired after it was loaded (a logout in a concurrent request, for
-	// instance). Nothing is written: a deleted session never comes back.
+	// ErrSessionGone is returned by Save and Regenerate when the session
+	// was deleted or expired after it was loaded (a logout in a concurrent
+	// request, for instance). Nothing is left written: a deleted session
+	// never comes back.
 	ErrSessionGone = errors.New("dynamostore: session was deleted or expired since it was loaded")
 
 	// ErrLoadFailed is returned by Save for a session whose load failed
