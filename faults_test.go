@@ -277,6 +277,9 @@ var faultOps = []faultOp{
 	{"Save changed", "UpdateItem"},
 	{"Save touch", "UpdateItem"},
 	{"Delete", "DeleteItem"},
+	// Regenerate writes the new row (PutItem, as Save new) and then
+	// deletes the old one while it is live: the delete is faulted.
+	{"Regenerate", "DeleteItem"},
 }
 
 var allFaults = []fault{faultPTEE, faultThrottling, fault500, fault503, faultResetBefore, faultResetAfter,
@@ -405,7 +408,7 @@ func (fe *faultEnv) stored(c *http.Cookie) map[any]any {
 func withDeadline(t *testing.T, r *http.Request, f fault) *http.Request {
 	d := 30 * time.Second
 	if f.slow() {
-		d = 50 * time.Millisecond
+		d = time.Second
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), d)
 	t.Cleanup(cancel)
@@ -455,6 +458,12 @@ func runFaultCase(t *testing.T, clean *dynamodb.Client, table string, c faultCas
 		err = sess.Save(r, w)
 	case "Delete":
 		err = fe.faulty.Delete(r, w, sess)
+	case "Regenerate":
+		clear(sess.Values)
+		for k, v := range changed {
+			sess.Values[k] = v
+		}
+		err = fe.faulty.Regenerate(r, w, sess)
 	}
 	attempts := fe.ft.attemptsOf(c.op.ddbOp)
 	fe.ft.disarm()
@@ -469,6 +478,20 @@ func runFaultCase(t *testing.T, clean *dynamodb.Client, table string, c faultCas
 		}
 		if got := fe.stored(cookie); !sameValues(got, changed) {
 			t.Fatalf("stored %v; want %v", got, changed)
+		}
+		return
+	}
+	if lostRegenerate(c) {
+		// Known limitation, on the safe side: the first attempt of the
+		// conditional delete removed the old row and its answer was lost;
+		// the retry finds no live row, as after a concurrent logout, so
+		// Regenerate removes the new row and reports ErrSessionGone. The
+		// user is signed out, never signed in twice.
+		if !errors.Is(err, ErrSessionGone) || liveCookie(w, "s") != nil {
+			t.Fatalf("Regenerate whose delete answer was lost = %v; want ErrSessionGone and no session cookie", err)
+		}
+		if fe.stored(cookie) != nil || fe.stored(cookieOf(w, "s")) != nil {
+			t.Fatal("a session survived")
 		}
 		return
 	}
@@ -549,6 +572,21 @@ func runFaultCase(t *testing.T, clean *dynamodb.Client, table string, c faultCas
 		case err != nil && !c.fault.reachesServer() && got == nil:
 			t.Fatalf("row gone although the delete never reached the server")
 		}
+	case "Regenerate":
+		oldRow, newRow := fe.stored(cookie), fe.stored(cookieOf(w, "s"))
+		switch {
+		case err == nil && (oldRow != nil || !sameValues(newRow, changed)):
+			t.Fatalf("after Regenerate the old cookie loads %v and the new %v", oldRow, newRow)
+		case err != nil && !sameValues(newRow, changed):
+			// The new row is written before the old one is deleted: a
+			// failed delete leaves it, whole, and its cookie set.
+			t.Fatalf("after a failed Regenerate the new cookie loads %v; want %v", newRow, changed)
+		case err != nil && oldRow != nil && !sameValues(oldRow, old):
+			t.Fatalf("after a failed Regenerate the old cookie loads %v", oldRow)
+		case err != nil && !c.fault.reachesServer() && oldRow == nil:
+			t.Fatal("old row gone although the delete never reached the server")
+		}
+		return
 	}
 	if err != nil && c.op.name != "Get" && len(w.Result().Cookies()) != 0 {
 		t.Fatalf("failed %s set a cookie", c.op.name)
@@ -556,6 +594,12 @@ func runFaultCase(t *testing.T, clean *dynamodb.Client, table string, c faultCas
 	if err == nil && c.op.name != "Get" && cookieOf(w, "s") == nil {
 		t.Fatalf("%s set no cookie", c.op.name)
 	}
+}
+
+// lostRegenerate reports whether the case is the one where Regenerate's
+// retried conditional delete finds the old row its first attempt removed.
+func lostRegenerate(c faultCase) bool {
+	return c.op.name == "Regenerate" && c.fault == faultResetAfter && !c.persistent
 }
 
 // selfConflict reports whether the case is the one where a retried
