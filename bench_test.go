@@ -10,6 +10,7 @@ package dynamostore
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -112,8 +113,14 @@ func rawGetThen(write func(ctx context.Context, b *testing.B, t *benchTarget, ke
 
 // rawPut is a PutItem of a whole session item under key.
 func rawPut(ctx context.Context, b *testing.B, t *benchTarget, key string, data []byte) {
+	rawPutItem(ctx, b, t, key, data, false)
+}
+
+// rawPutItem is a PutItem of a whole session item under key, only if no
+// item has the key when ifNew is set.
+func rawPutItem(ctx context.Context, b *testing.B, t *benchTarget, key string, data []byte, ifNew bool) {
 	now := t.clock.Now()
-	_, err := t.client.PutItem(ctx, &dynamodb.PutItemInput{
+	in := &dynamodb.PutItemInput{
 		TableName: aws.String(t.table),
 		Item: map[string]types.AttributeValue{
 			AttrID:       &types.AttributeValueMemberS{Value: key},
@@ -121,9 +128,45 @@ func rawPut(ctx context.Context, b *testing.B, t *benchTarget, key string, data 
 			AttrExpires:  &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(DefaultTTL).Unix(), 10)},
 			AttrModified: &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
 		},
-	})
-	if err != nil {
+	}
+	if ifNew {
+		in.ConditionExpression = aws.String("attribute_not_exists(#i)")
+		in.ExpressionAttributeNames = map[string]string{"#i": AttrID}
+	}
+	if _, err := t.client.PutItem(ctx, in); err != nil {
 		b.Fatalf("PutItem: %v", err)
+	}
+}
+
+// rawNew writes a new session item under a fresh key per iteration.
+func rawNew(ifNew bool) func(*testing.B, *benchTarget, *benchItem) func(int) {
+	return func(b *testing.B, t *benchTarget, item *benchItem) func(int) {
+		ctx := context.Background()
+		prefix, err := newID() // keys of earlier runs must not collide
+		if err != nil {
+			b.Fatal(err)
+		}
+		return func(i int) {
+			rawPutItem(ctx, b, t, prefix+strconv.Itoa(i), item.data, ifNew)
+		}
+	}
+}
+
+// storeNew creates a session with the item's values and saves it.
+func storeNew(b *testing.B, s *Store, item *benchItem) func(int) {
+	next := storeRequest(nil)
+	w := &discardWriter{h: http.Header{}}
+	return func(int) {
+		r := next()
+		w.reset()
+		sess, err := s.Get(r, benchCookie)
+		if err != nil {
+			b.Fatal(err)
+		}
+		maps.Copy(sess.Values, item.values)
+		if err := s.Save(r, w, sess); err != nil {
+			b.Fatalf("Save: %v", err)
+		}
 	}
 }
 
@@ -237,32 +280,17 @@ var benchOps = []benchOp{
 		store: storeLoad(changeAndSave),
 	},
 	{
-		op: "new",
-		raw: func(b *testing.B, t *benchTarget, item *benchItem) func(int) {
-			ctx := context.Background()
-			prefix := fmt.Sprintf("raw-%p-", item)
-			return func(i int) {
-				rawPut(ctx, b, t, prefix+strconv.Itoa(i), item.data)
-			}
-		},
-		store: func(b *testing.B, s *Store, item *benchItem) func(int) {
-			next := storeRequest(nil)
-			w := &discardWriter{h: http.Header{}}
-			return func(int) {
-				r := next()
-				w.reset()
-				sess, err := s.Get(r, benchCookie)
-				if err != nil {
-					b.Fatal(err)
-				}
-				for k, v := range item.values {
-					sess.Values[k] = v
-				}
-				if err := s.Save(r, w, sess); err != nil {
-					b.Fatalf("Save: %v", err)
-				}
-			}
-		},
+		op:    "new",
+		raw:   rawNew(false),
+		store: storeNew,
+	},
+	{
+		// The store creates a session with a PutItem conditioned on
+		// attribute_not_exists, so that a new ID can never overwrite a
+		// session; this row's raw side makes the same conditional PutItem.
+		op:    "new-vs-conditional",
+		raw:   rawNew(true),
+		store: storeNew,
 	},
 }
 
@@ -351,7 +379,7 @@ func selectOps(names ...string) []benchOp {
 // point.
 func BenchmarkDynamoDBLarge(b *testing.B) {
 	t := dynamoTarget(b)
-	ops := selectOps("new", "load+changed")
+	ops := selectOps("new", "new-vs-conditional", "load+changed", "load+changed-vs-update")
 	for _, size := range []int{10 << 10, 100 << 10} {
 		b.Run(fmt.Sprintf("size=%dKB", size>>10), func(b *testing.B) {
 			runBenchOps(b, t, ops, []storeImpl{
