@@ -8,6 +8,7 @@ package dynamostore
 // scripts/bench runs them; BENCHMARKS.md has the results.
 
 import (
+	"compress/gzip"
 	"context"
 	"fmt"
 	"maps"
@@ -375,16 +376,22 @@ func selectOps(names ...string) []benchOp {
 }
 
 // BenchmarkDynamoDBLarge compares writes of large sessions (10 KB and
-// 100 KB of gob) with and without compression: the write units are the
-// point.
+// 100 KB of gob) with and without compression, at gzip's fastest level
+// (store-gzip, NewCompressedSerializer) and its default one: the write units
+// are the point.
 func BenchmarkDynamoDBLarge(b *testing.B) {
 	t := dynamoTarget(b)
 	ops := selectOps("new", "new-vs-conditional", "load+changed", "load+changed-vs-update")
+	best, err := NewCompressedSerializerLevel(nil, 4096, gzip.DefaultCompression)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, size := range []int{10 << 10, 100 << 10} {
 		b.Run(fmt.Sprintf("size=%dKB", size>>10), func(b *testing.B) {
 			runBenchOps(b, t, ops, []storeImpl{
 				{name: "store"},
 				{name: "store-gzip", opts: []Option{WithSerializer(NewCompressedSerializer(nil, 4096))}},
+				{name: "store-gzip-default", opts: []Option{WithSerializer(best)}},
 			}, largeSession(size))
 		})
 	}

@@ -34,6 +34,7 @@ var gzipMagic = []byte{0x1f, 0x8b}
 type CompressedSerializer struct {
 	inner     Serializer
 	threshold int
+	level     int
 	maxSize   int       // MaxDecompressedSize, but for tests
 	writers   sync.Pool // *gzip.Writer
 	readers   sync.Pool // *gzip.Reader
@@ -44,15 +45,30 @@ var _ Serializer = (*CompressedSerializer)(nil)
 // NewCompressedSerializer returns a Serializer that compresses the output
 // of inner (GobSerializer when nil) when it is threshold bytes or more; a
 // threshold of 0 or less compresses every non-empty value. Compression uses
-// gzip at its fastest level, which on session data gives nearly the size
-// of the default level at a fraction of the CPU (see BENCHMARKS.md).
-// A threshold of a few kilobytes suits most applications: below 1 KB a
-// write costs 1 WCU whatever its size.
+// gzip at its fastest level (gzip.BestSpeed), about as fast as zstd's
+// fastest level on session data; NewCompressedSerializerLevel trades more
+// CPU for fewer write units. A threshold of a few kilobytes suits most
+// applications: below 1 KB a write costs 1 WCU whatever its size.
 func NewCompressedSerializer(inner Serializer, threshold int) *CompressedSerializer {
+	c, _ := NewCompressedSerializerLevel(inner, threshold, gzip.BestSpeed) // a valid level
+	return c
+}
+
+// NewCompressedSerializerLevel is NewCompressedSerializer with the gzip
+// level: any level compress/gzip accepts, from gzip.HuffmanOnly (-2) and
+// gzip.DefaultCompression (-1) through gzip.BestSpeed (1,
+// NewCompressedSerializer's) to gzip.BestCompression (9). On a 100 KB session
+// the default level stores about a fifth fewer bytes than the fastest for
+// about four times the CPU (see BENCHMARKS.md). Any other level is an error
+// wrapping ErrInvalidOption.
+func NewCompressedSerializerLevel(inner Serializer, threshold, level int) (*CompressedSerializer, error) {
+	if level < gzip.HuffmanOnly || level > gzip.BestCompression {
+		return nil, fmt.Errorf("%w: gzip level %d is not between %d and %d", ErrInvalidOption, level, gzip.HuffmanOnly, gzip.BestCompression)
+	}
 	if inner == nil {
 		inner = GobSerializer{}
 	}
-	return &CompressedSerializer{inner: inner, threshold: threshold, maxSize: MaxDecompressedSize}
+	return &CompressedSerializer{inner: inner, threshold: threshold, level: level, maxSize: MaxDecompressedSize}, nil
 }
 
 // Serialize implements Serializer: it serializes values with the inner
@@ -70,8 +86,8 @@ func (c *CompressedSerializer) Serialize(values map[any]any) ([]byte, error) {
 	buf.Grow(len(data) / 2)
 	zw, _ := c.writers.Get().(*gzip.Writer)
 	if zw == nil {
-		// BestSpeed is a valid level, so NewWriterLevel cannot fail.
-		zw, _ = gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+		// The constructor checked the level, so this cannot fail.
+		zw, _ = gzip.NewWriterLevel(&buf, c.level)
 	} else {
 		zw.Reset(&buf)
 	}

@@ -117,6 +117,35 @@ func TestCompressedSerializerRoundTrip(t *testing.T) {
 	}
 }
 
+func TestCompressedSerializerLevels(t *testing.T) {
+	for _, level := range []int{-3, 10} {
+		if _, err := NewCompressedSerializerLevel(nil, 0, level); !errors.Is(err, ErrInvalidOption) {
+			t.Errorf("level %d: %v; want ErrInvalidOption", level, err)
+		}
+	}
+	values := largeSession(100 << 10)
+	sizes := map[int]int{}
+	for _, level := range []int{gzip.BestSpeed, gzip.DefaultCompression, gzip.BestCompression} {
+		c, err := NewCompressedSerializerLevel(GobSerializer{}, 0, level)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := c.Serialize(values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[any]any{}
+		// Any level reads any other's output.
+		if err := NewCompressedSerializer(nil, 0).Deserialize(data, got); err != nil || !reflect.DeepEqual(got, values) {
+			t.Fatalf("level %d: round trip failed: %v", level, err)
+		}
+		sizes[level] = len(data)
+	}
+	if sizes[gzip.DefaultCompression] >= sizes[gzip.BestSpeed] {
+		t.Errorf("default level %d bytes, fastest %d", sizes[gzip.DefaultCompression], sizes[gzip.BestSpeed])
+	}
+}
+
 // TestCompressedSerializerReadsPlainRows checks that turning compression on
 // keeps rows written without it readable.
 func TestCompressedSerializerReadsPlainRows(t *testing.T) {
