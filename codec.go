@@ -43,6 +43,9 @@ func (GobSerializer) Serialize(values map[any]any) ([]byte, error) {
 	if len(values) == 0 {
 		return nil, nil
 	}
+	if data, ok := gobFastEncode(values); ok {
+		return data, nil
+	}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(values); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrEncode, describeEncodeFailure(values, err))
@@ -62,6 +65,14 @@ func (GobSerializer) Deserialize(data []byte, values map[any]any) (err error) {
 			err = fmt.Errorf("%w: gob: %v", ErrDecode, p)
 		}
 	}()
+	if gobFastDecode(data, values) {
+		return nil
+	}
+	return gobDecode(data, values)
+}
+
+// gobDecode decodes data into values with encoding/gob.
+func gobDecode(data []byte, values map[any]any) error {
 	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&values); err != nil {
 		return fmt.Errorf("%w: gob: %w", ErrDecode, err)
 	}
@@ -164,8 +175,11 @@ func validID(id string) bool {
 // unpadded URL-safe base64. The ID itself is never stored, so the table and
 // its backups hold nothing a cookie could be made from.
 func storageKey(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
+	var in [64]byte // session IDs fit, so hashing allocates nothing
+	sum := sha256.Sum256(append(in[:0], id...))
+	var out [43]byte // base64.RawURLEncoding.EncodedLen(sha256.Size)
+	base64.RawURLEncoding.Encode(out[:], sum[:])
+	return string(out[:])
 }
 
 // StorageKey returns the partition key value under which the session with
