@@ -32,6 +32,15 @@ type Serializer interface {
 	Deserialize(data []byte, values map[any]any) error
 }
 
+// canonicalSerializer is a Serializer that can tell whether an encoding is
+// canonical: the one encoding it gives the values it holds, so that two
+// canonical encodings that differ hold different values. The Store uses it
+// to see a changed session without decoding what it loaded. Saying true
+// wrongly only costs a write of an unchanged session.
+type canonicalSerializer interface {
+	canonical(data []byte) bool
+}
+
 // GobSerializer encodes Values with encoding/gob, as gorilla/sessions' own
 // stores do. Custom types stored in Values must be registered with
 // gob.Register. It is the Store's default Serializer.
@@ -70,6 +79,10 @@ func (GobSerializer) Deserialize(data []byte, values map[any]any) (err error) {
 	}
 	return gobDecode(data, values)
 }
+
+// canonical implements canonicalSerializer: data as Serialize writes
+// sessions of basic types, entries in order.
+func (GobSerializer) canonical(data []byte) bool { return gobCanonical(data) }
 
 // gobDecode decodes data into values with encoding/gob.
 func gobDecode(data []byte, values map[any]any) error {
@@ -128,6 +141,12 @@ func (JSONSerializer) Serialize(values map[any]any) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// canonical implements canonicalSerializer: encoding/json writes map keys
+// in sorted order, so Serialize gives equal values the same bytes. (A row
+// written from a struct, whose fields keep their declared order, is
+// rewritten once in map order.)
+func (JSONSerializer) canonical([]byte) bool { return true }
 
 // Deserialize implements Serializer.
 func (JSONSerializer) Deserialize(data []byte, values map[any]any) error {

@@ -150,23 +150,13 @@ func (c *CompressedSerializer) decompress(data []byte) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// mayEncodeSameValues reports whether two different serializations may
-// hold the same values, for the Store's check of an unchanged session.
-// gob writes map entries in random order, so equal values give the same
-// bytes in another order: the same length and the same count of every byte
-// value. Compressed data can differ in every way, so it always may.
-// A false answer is certain; a true one must be confirmed by decoding.
-func mayEncodeSameValues(a, b []byte) bool {
-	if bytes.HasPrefix(a, gzipMagic) || bytes.HasPrefix(b, gzipMagic) {
-		return true
-	}
-	if len(a) != len(b) {
+// canonical implements canonicalSerializer: uncompressed data is canonical
+// when the inner Serializer says so; compressed data never is, as another
+// level or library may have compressed the same values.
+func (c *CompressedSerializer) canonical(data []byte) bool {
+	if bytes.HasPrefix(data, gzipMagic) {
 		return false
 	}
-	var counts [256]int
-	for i := range a {
-		counts[a[i]]++
-		counts[b[i]]--
-	}
-	return counts == [256]int{}
+	inner, ok := c.inner.(canonicalSerializer)
+	return ok && inner.canonical(data)
 }

@@ -166,125 +166,193 @@ func (r *gobReader) take(n uint64) ([]byte, bool) {
 // iface reads an interface value; key says it is a map key, which may be
 // neither nil nor a byte slice.
 func (r *gobReader) iface(key bool) (any, bool) {
+	kind, u, b, ok := r.scalarIface(key)
+	if !ok || kind.name == "" {
+		return nil, ok
+	}
+	return kind.box(u, b), true
+}
+
+// scalarIface reads an interface value as scalar reads it; a nil value
+// has a kind with no name.
+func (r *gobReader) scalarIface(key bool) (kind gobKind, u uint64, b []byte, ok bool) {
 	n, ok := r.uint()
 	if !ok {
-		return nil, false
+		return kind, 0, nil, false
 	}
 	name, ok := r.take(n)
 	if !ok {
-		return nil, false
+		return kind, 0, nil, false
 	}
 	if len(name) == 0 {
-		return nil, !key
+		return kind, 0, nil, !key
 	}
-	kind, ok := gobKinds[string(name)]
+	kind, ok = gobKinds[string(name)]
 	if !ok || (key && kind == kindBytes) {
-		return nil, false
+		return kind, 0, nil, false
 	}
 	if wire, ok := r.int(); !ok || wire != kind.wire {
-		return nil, false
+		return kind, 0, nil, false
 	}
 	size, ok := r.uint()
 	if !ok || size > uint64(len(r.b)) {
-		return nil, false
+		return kind, 0, nil, false
 	}
 	// The value is a singleton: a zero field delta, then the value, which
 	// must fill the size given exactly.
 	val := gobReader{b: r.b[:size]}
 	r.b = r.b[size:]
 	if !val.bytes(0x00) {
-		return nil, false
+		return kind, 0, nil, false
 	}
-	v, ok := val.basic(kind)
-	return v, ok && len(val.b) == 0
+	u, b, ok = val.scalar(kind)
+	return kind, u, b, ok && len(val.b) == 0
 }
 
-// basic reads a value of kind.
-func (r *gobReader) basic(kind gobKind) (any, bool) {
+// scalar reads a value of kind without allocating: the bytes of a string
+// or byte slice, or else the number as gob writes it (a bool as 0 or 1, a
+// signed integer in gob's unsigned form, a float byte-reversed). It checks
+// that the number fits kind.
+func (r *gobReader) scalar(kind gobKind) (u uint64, b []byte, ok bool) {
 	switch kind.wire {
 	case wireString, wireBytes:
 		n, ok := r.uint()
 		if !ok {
-			return nil, false
+			return 0, nil, false
 		}
 		b, ok := r.take(n)
-		if !ok {
-			return nil, false
+		return 0, b, ok
+	}
+	u, ok = r.uint()
+	if !ok {
+		return 0, nil, false
+	}
+	i := int64(u >> 1)
+	if u&1 != 0 {
+		i = ^i
+	}
+	switch kind {
+	case kindBool:
+		ok = u <= 1
+	case kindInt8:
+		ok = i == int64(int8(i))
+	case kindInt16:
+		ok = i == int64(int16(i))
+	case kindInt32:
+		ok = i == int64(int32(i))
+	case kindUint8:
+		ok = u == uint64(uint8(u))
+	case kindUint16:
+		ok = u == uint64(uint16(u))
+	case kindUint32:
+		ok = u == uint64(uint32(u))
+	}
+	return u, nil, ok
+}
+
+// box makes the Go value of kind from what scalar read.
+func (kind gobKind) box(u uint64, b []byte) any {
+	i := int64(u >> 1)
+	if u&1 != 0 {
+		i = ^i
+	}
+	switch kind {
+	case kindString:
+		return string(b)
+	case kindBytes:
+		if len(b) == 0 {
+			return []byte(nil)
 		}
-		if kind == kindString {
-			return string(b), true
+		return bytes.Clone(b)
+	case kindBool:
+		return u == 1
+	case kindFloat64:
+		return math.Float64frombits(bits.ReverseBytes64(u))
+	case kindInt:
+		return int(i)
+	case kindInt8:
+		return int8(i)
+	case kindInt16:
+		return int16(i)
+	case kindInt32:
+		return int32(i)
+	case kindInt64:
+		return i
+	case kindUint:
+		return uint(u)
+	case kindUint8:
+		return uint8(u)
+	case kindUint16:
+		return uint16(u)
+	case kindUint32:
+		return uint32(u)
+	default: // kindUint64
+		return u
+	}
+}
+
+// gobMapEntries checks data's framing as the fast path reads it, and returns
+// a reader at the first map entry and the number of entries.
+func gobMapEntries(data []byte) (gobReader, uint64, bool) {
+	r := gobReader{b: data}
+	n, ok := r.uint()
+	if !ok {
+		return r, 0, false
+	}
+	def, ok := r.take(n)
+	if !ok {
+		return r, 0, false
+	}
+	id, ok := gobDefinesMap(&gobReader{b: def})
+	if !ok {
+		return r, 0, false
+	}
+	if n, ok = r.uint(); !ok || n != uint64(len(r.b)) {
+		return r, 0, false // the value must be the one remaining message
+	}
+	if got, ok := r.int(); !ok || got != id || !r.bytes(0x00) {
+		return r, 0, false
+	}
+	count, ok := r.uint()
+	if !ok || count > uint64(len(r.b))/2 { // an entry takes at least 2 bytes
+		return r, 0, false
+	}
+	return r, count, true
+}
+
+// gobCanonical reports whether data is a session as gobFastEncode writes
+// it: one the fast path reads, with its entries in strictly increasing
+// order of their encoded keys. Equal values have only one canonical
+// encoding, so two canonical encodings that differ hold different values.
+// It allocates nothing.
+func gobCanonical(data []byte) bool {
+	r, count, ok := gobMapEntries(data)
+	if !ok {
+		return false
+	}
+	var prev []byte
+	for range count {
+		start := r.b
+		if _, _, _, ok := r.scalarIface(true); !ok {
+			return false
 		}
-		if n == 0 {
-			return []byte(nil), true
+		key := start[:len(start)-len(r.b)]
+		if prev != nil && bytes.Compare(prev, key) >= 0 {
+			return false
 		}
-		return bytes.Clone(b), true
-	case wireBool:
-		u, ok := r.uint()
-		return u == 1, ok && u <= 1
-	case wireFloat:
-		u, ok := r.uint()
-		return math.Float64frombits(bits.ReverseBytes64(u)), ok
-	case wireInt:
-		i, ok := r.int()
-		if !ok {
-			return nil, false
-		}
-		switch kind {
-		case kindInt:
-			return int(i), true
-		case kindInt8:
-			return int8(i), i == int64(int8(i))
-		case kindInt16:
-			return int16(i), i == int64(int16(i))
-		case kindInt32:
-			return int32(i), i == int64(int32(i))
-		default:
-			return i, true
-		}
-	default: // wireUint
-		u, ok := r.uint()
-		if !ok {
-			return nil, false
-		}
-		switch kind {
-		case kindUint:
-			return uint(u), true
-		case kindUint8:
-			return uint8(u), u == uint64(uint8(u))
-		case kindUint16:
-			return uint16(u), u == uint64(uint16(u))
-		case kindUint32:
-			return uint32(u), u == uint64(uint32(u))
-		default:
-			return u, true
+		prev = key
+		if _, _, _, ok := r.scalarIface(false); !ok {
+			return false
 		}
 	}
+	return len(r.b) == 0
 }
 
 // gobFastDecode decodes data into values when it is a stream the fast path
 // reads, and reports whether it was; when it was not, values is unchanged.
 func gobFastDecode(data []byte, values map[any]any) bool {
-	r := gobReader{b: data}
-	n, ok := r.uint()
+	r, count, ok := gobMapEntries(data)
 	if !ok {
-		return false
-	}
-	def, ok := r.take(n)
-	if !ok {
-		return false
-	}
-	id, ok := gobDefinesMap(&gobReader{b: def})
-	if !ok {
-		return false
-	}
-	if n, ok = r.uint(); !ok || n != uint64(len(r.b)) {
-		return false // the value must be the one remaining message
-	}
-	if got, ok := r.int(); !ok || got != id || !r.bytes(0x00) {
-		return false
-	}
-	count, ok := r.uint()
-	if !ok || count > uint64(len(r.b))/2 { // an entry takes at least 2 bytes
 		return false
 	}
 	// Decode every entry before storing any, so that a stream given up

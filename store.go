@@ -602,15 +602,16 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 }
 
 // unchanged reports whether values, serialized as data, are the values
-// loaded from stored. gob writes map entries in random order, so the same
-// values can serialize to other bytes: when mayEncodeSameValues cannot rule
-// that out, stored is decoded and compared, which costs far less than the
-// write it saves.
+// loaded from stored. The same values can serialize to other bytes
+// (encoding/gob writes map entries in random order, and rows may have been
+// written by other programs), so unless both encodings are canonical,
+// stored is decoded and compared, which costs far less than the write it
+// saves.
 func (s *Store) unchanged(data, stored []byte, values map[any]any) bool {
 	if bytes.Equal(data, stored) {
 		return true
 	}
-	if !mayEncodeSameValues(data, stored) {
+	if c, ok := s.serializer.(canonicalSerializer); ok && c.canonical(data) && c.canonical(stored) {
 		return false
 	}
 	old := make(map[any]any, len(values))
