@@ -329,7 +329,7 @@ func (b *DynamoDBBackend) Put(ctx context.Context, rec Record, mode PutMode) err
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		})
 		if isConditionFailed(err) {
-			if wroteAlready(rec, err) {
+			if b.wroteAlready(ctx, rec, err) {
 				return nil
 			}
 			return ErrExists
@@ -481,13 +481,28 @@ func (b *DynamoDBBackend) DeleteOwner(ctx context.Context, owner string) (int, e
 // found exactly the item it writes: the answer to an earlier attempt of the
 // same call was lost (a connection reset after DynamoDB wrote the item) and
 // the SDK retried it. The Store creates every session under a fresh random
-// key, so no other write can have left that item.
-func wroteAlready(rec Record, err error) bool {
+// key, so no other write can have left that item. The item in the way comes
+// with the refusal (ReturnValuesOnConditionCheckFailure); where a DynamoDB
+// implementation does not return it, one strongly consistent GetItem reads
+// it, on this rare path only.
+func (b *DynamoDBBackend) wroteAlready(ctx context.Context, rec Record, err error) bool {
 	var ccf *types.ConditionalCheckFailedException
-	if !errors.As(err, &ccf) || ccf.Item == nil {
+	if !errors.As(err, &ccf) {
 		return false
 	}
-	cur, derr := decodeItem(rec.Key, ccf.Item)
+	item := ccf.Item
+	if item == nil {
+		out, gerr := b.client.GetItem(ctx, &dynamodb.GetItemInput{
+			TableName:      b.table,
+			Key:            keyOf(rec.Key),
+			ConsistentRead: aws.Bool(true),
+		})
+		if gerr != nil || out.Item == nil {
+			return false
+		}
+		item = out.Item
+	}
+	cur, derr := decodeItem(rec.Key, item)
 	return derr == nil && bytes.Equal(cur.Data, rec.Data) && cur.Expires.Unix() == rec.Expires.Unix() &&
 		cur.Modified.UnixMilli() == rec.Modified.UnixMilli() && cur.Version == rec.Version && cur.Owner == rec.Owner
 }

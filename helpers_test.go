@@ -163,11 +163,8 @@ func (e *env) load(name string, cookie *http.Cookie) (*http.Request, *sessions.S
 }
 
 // requireTTL skips, saying why, a test that needs DynamoDB's TTL API on a
-// backend that lacks it: dynalite implements neither UpdateTimeToLive nor
-// the TTL deletion it would drive.
+// backend that lacks it (dbtest.RequireTTL).
 func requireTTL(t *testing.T) {
 	t.Helper()
-	if os.Getenv("DYNAMOSTORE_BACKEND") == "dynalite" {
-		t.Skip("dynalite does not implement UpdateTimeToLive; this test runs against DynamoDB Local")
-	}
+	dbtest.RequireTTL(t)
 }

@@ -17,6 +17,7 @@ import (
 // ownerEnv is an env whose table has the owner index.
 func ownerEnv(t *testing.T, opts ...Option) *env {
 	t.Helper()
+	requireTTL(t) // the table is created with EnsureTable
 	e := &env{t: t, calls: &callCounter{}, clock: newFakeClock()}
 	e.client = dbtest.Client(t, e.calls.option)
 	e.table = dbtest.TableName(t, e.client)

@@ -121,6 +121,7 @@ func TestUsage(t *testing.T) {
 }
 
 func TestCreateTable(t *testing.T) {
+	dbtest.RequireTTL(t) // create-table enables TTL
 	tests := []struct {
 		name        string
 		flags       []string
@@ -176,6 +177,7 @@ func TestCreateTable(t *testing.T) {
 }
 
 func TestStatus(t *testing.T) {
+	dbtest.RequireTTL(t) // create-table enables TTL
 	client := dbtest.Client(t)
 	table := dbtest.TableName(t, client)
 	cli(t, "", args([]string{"create-table", "--read", "2", "--write", "3"}, on(t, table))...).ok(t)
@@ -480,6 +482,7 @@ func TestProgressDraw(t *testing.T) {
 }
 
 func TestRevokeOwner(t *testing.T) {
+	dbtest.RequireTTL(t) // create-table enables TTL
 	client := dbtest.Client(t)
 	table := dbtest.TableName(t, client)
 	cli(t, "", args([]string{"create-table", "--owner-index"}, on(t, table))...).ok(t)

@@ -28,6 +28,7 @@ var passLine = regexp.MustCompile(`pass: scanned (\d+), deleted (\d+), kept (\d+
 // TestReap runs the example as a one-off job and checks the table
 // afterwards: every expired session gone, every live one kept.
 func TestReap(t *testing.T) {
+	dbtest.RequireTTL(t) // -create-table enables TTL
 	tests := []struct {
 		name     string
 		flags    []string
@@ -100,6 +101,7 @@ func TestReap(t *testing.T) {
 }
 
 func TestFlags(t *testing.T) {
+	dbtest.RequireTTL(t) // -create-table enables TTL
 	tests := []struct {
 		args    []string
 		wantErr string

@@ -134,6 +134,7 @@ type table struct {
 // -create-table; the table is deleted when the test ends) and a reader for
 // it.
 func newTable(t *testing.T) *table {
+	dbtest.RequireTTL(t) // -create-table enables TTL
 	c := dbtest.Client(t)
 	return &table{t: t, client: c, name: dbtest.TableName(t, c)}
 }

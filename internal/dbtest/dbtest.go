@@ -166,6 +166,18 @@ func NewTable(tb testing.TB, c *dynamodb.Client) string {
 	return name
 }
 
+// RequireTTL skips, saying why, a test that needs DynamoDB's TTL API
+// (UpdateTimeToLive, which EnsureTable and table creation with TTL call)
+// when the suite runs against dynalite, which does not implement it
+// (scripts/test --backend dynalite sets DYNAMOSTORE_BACKEND). Against
+// DynamoDB Local, which CI uses, such tests always run.
+func RequireTTL(tb testing.TB) {
+	tb.Helper()
+	if os.Getenv("DYNAMOSTORE_BACKEND") == "dynalite" {
+		tb.Skip("dynalite does not implement UpdateTimeToLive; this test runs against DynamoDB Local")
+	}
+}
+
 // TableName returns a fresh unique table name derived from tb.Name(),
 // without creating the table; it is meant for tests of code that creates
 // tables. If a table of that name exists when the test ends, it is deleted.
