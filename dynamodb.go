@@ -423,20 +423,30 @@ func (b *DynamoDBBackend) Delete(ctx context.Context, key string, now time.Time)
 // (ErrNotFound) from one refused because another write got there first
 // (ErrConflict), with one strongly consistent read on that failure path.
 func (b *DynamoDBBackend) whyRefused(ctx context.Context, rec Record) error {
-	out, err := b.client.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: b.table, Key: keyOf(rec.Key), ConsistentRead: aws.Bool(true),
-	})
+	item, err := b.readRefused(ctx, rec.Key)
 	if err != nil {
 		return fmt.Errorf("dynamostore: reading session after a refused update: %w", err)
 	}
-	if out.Item == nil {
+	if item == nil {
 		return ErrNotFound
 	}
-	cur, err := decodeItem(rec.Key, out.Item)
+	cur, err := decodeItem(rec.Key, item)
 	if err != nil || expired(rec.Modified, cur.Expires) {
 		return ErrNotFound
 	}
 	return fmt.Errorf("%w: stored version %d, expected %d", ErrConflict, cur.Version, rec.Version-1)
+}
+
+// readRefused reads, strongly consistent, the item under key that a
+// conditional write was refused over; nil when there is none.
+func (b *DynamoDBBackend) readRefused(ctx context.Context, key string) (map[string]types.AttributeValue, error) {
+	out, err := b.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: b.table, Key: keyOf(key), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.Item, nil
 }
 
 // DeleteOwner implements OwnerBackend: it queries OwnerIndexName for the
@@ -492,15 +502,10 @@ func (b *DynamoDBBackend) wroteAlready(ctx context.Context, rec Record, err erro
 	}
 	item := ccf.Item
 	if item == nil {
-		out, gerr := b.client.GetItem(ctx, &dynamodb.GetItemInput{
-			TableName:      b.table,
-			Key:            keyOf(rec.Key),
-			ConsistentRead: aws.Bool(true),
-		})
-		if gerr != nil || out.Item == nil {
+		var gerr error
+		if item, gerr = b.readRefused(ctx, rec.Key); gerr != nil || item == nil {
 			return false
 		}
-		item = out.Item
 	}
 	cur, derr := decodeItem(rec.Key, item)
 	return derr == nil && bytes.Equal(cur.Data, rec.Data) && cur.Expires.Unix() == rec.Expires.Unix() &&
