@@ -138,10 +138,7 @@ func (r *gobReader) uint() (uint64, bool) {
 // int reads a signed integer.
 func (r *gobReader) int() (int64, bool) {
 	u, ok := r.uint()
-	if u&1 != 0 {
-		return int64(^(u >> 1)), ok
-	}
-	return int64(u >> 1), ok
+	return gobIntFromBits(u), ok
 }
 
 // bytes consumes want, if the input starts with it.
@@ -227,10 +224,7 @@ func (r *gobReader) scalar(kind gobKind) (u uint64, b []byte, ok bool) {
 	if !ok {
 		return 0, nil, false
 	}
-	i := int64(u >> 1)
-	if u&1 != 0 {
-		i = ^i
-	}
+	i := gobIntFromBits(u)
 	switch kind {
 	case kindBool:
 		ok = u <= 1
@@ -252,10 +246,7 @@ func (r *gobReader) scalar(kind gobKind) (u uint64, b []byte, ok bool) {
 
 // box makes the Go value of kind from what scalar read.
 func (kind gobKind) box(u uint64, b []byte) any {
-	i := int64(u >> 1)
-	if u&1 != 0 {
-		i = ^i
-	}
+	i := gobIntFromBits(u)
 	switch kind {
 	case kindString:
 		return string(b)
@@ -506,6 +497,14 @@ func gobIntBits(i int64) uint64 {
 		return uint64(^i)<<1 | 1
 	}
 	return uint64(i) << 1
+}
+
+// gobIntFromBits is the signed integer gob writes as u (gobIntBits undone).
+func gobIntFromBits(u uint64) int64 {
+	if u&1 != 0 {
+		return int64(^(u >> 1))
+	}
+	return int64(u >> 1)
 }
 
 // appendGobInt appends a signed integer.
