@@ -162,9 +162,3 @@ func (e *env) load(name string, cookie *http.Cookie) (*http.Request, *sessions.S
 	return r, s, err
 }
 
-// requireTTL skips, saying why, a test that needs DynamoDB's TTL API on a
-// backend that lacks it (dbtest.RequireTTL).
-func requireTTL(t *testing.T) {
-	t.Helper()
-	dbtest.RequireTTL(t)
-}

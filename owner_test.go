@@ -17,7 +17,7 @@ import (
 // ownerEnv is an env whose table has the owner index.
 func ownerEnv(t *testing.T, opts ...Option) *env {
 	t.Helper()
-	requireTTL(t) // the table is created with EnsureTable
+	dbtest.RequireTTL(t) // the table is created with EnsureTable
 	e := &env{t: t, calls: &callCounter{}, clock: newFakeClock()}
 	e.client = dbtest.Client(t, e.calls.option)
 	e.table = dbtest.TableName(t, e.client)
@@ -47,7 +47,7 @@ func (e *env) signIn(user string) *http.Cookie {
 }
 
 func TestRevokeOwner(t *testing.T) {
-	requireTTL(t)
+	dbtest.RequireTTL(t)
 	e := ownerEnv(t)
 	ada := []*http.Cookie{e.signIn("ada"), e.signIn("ada"), e.signIn("ada")}
 	bob := e.signIn("bob")
@@ -96,7 +96,7 @@ func TestRevokeOwnerUnsupported(t *testing.T) {
 }
 
 func TestEnsureTableAddsOwnerIndex(t *testing.T) {
-	requireTTL(t)
+	dbtest.RequireTTL(t)
 	for _, onDemand := range []bool{true, false} {
 		client := dbtest.Client(t)
 		table := dbtest.TableName(t, client)

@@ -12,7 +12,7 @@ import (
 )
 
 func TestEnsureTable(t *testing.T) {
-	requireTTL(t)
+	dbtest.RequireTTL(t)
 	tests := []struct {
 		name      string
 		opts      TableOptions
@@ -76,7 +76,7 @@ func TestEnsureTable(t *testing.T) {
 }
 
 func TestEnsureTableRejectsOtherTTLAttribute(t *testing.T) {
-	requireTTL(t)
+	dbtest.RequireTTL(t)
 	client := dbtest.Client(t)
 	table := dbtest.NewTable(t, client)
 	ctx := context.Background()
@@ -93,7 +93,7 @@ func TestEnsureTableRejectsOtherTTLAttribute(t *testing.T) {
 }
 
 func TestAutoCreate(t *testing.T) {
-	requireTTL(t)
+	dbtest.RequireTTL(t)
 	calls := &callCounter{}
 	client := dbtest.Client(t, calls.option)
 	table := dbtest.TableName(t, client)
