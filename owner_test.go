@@ -47,7 +47,6 @@ func (e *env) signIn(user string) *http.Cookie {
 }
 
 func TestRevokeOwner(t *testing.T) {
-	dbtest.RequireTTL(t)
 	e := ownerEnv(t)
 	ada := []*http.Cookie{e.signIn("ada"), e.signIn("ada"), e.signIn("ada")}
 	bob := e.signIn("bob")
