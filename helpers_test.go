@@ -161,4 +161,3 @@ func (e *env) load(name string, cookie *http.Cookie) (*http.Request, *sessions.S
 	s, err := e.store.Get(r, name)
 	return r, s, err
 }
-
