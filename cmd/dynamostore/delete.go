@@ -43,7 +43,7 @@ func setupDelete(fs *flag.FlagSet, e *env) func(context.Context, []string) error
 	fs.StringVar(&f.keyEncoding, "key-encoding", "hex", "how the keys are written: hex, base64 or raw")
 	return func(ctx context.Context, args []string) error {
 		if len(args) != 1 {
-			return usagef("delete takes one argument: a session ID, a cookie value, or - to read it from standard input")
+			return usagef("delete takes one argument: a session ID, a cookie value, or - to read it from standard input (write -- before one that begins with -)")
 		}
 		arg := args[0]
 		if arg == "-" {

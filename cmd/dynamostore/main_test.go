@@ -385,13 +385,15 @@ func TestDelete(t *testing.T) {
 		// stdin returns standard input for the session.
 		stdin func(id, cookie string) string
 	}{
-		{"session ID", nil, func(id, _ string) []string { return []string{id} }, nil},
-		{"storage key", nil, func(id, _ string) []string { return []string{"--key", dynamostore.StorageKey(id)} }, nil},
+		// IDs, storage keys and cookie values are base64url and may
+		// begin with "-": "--" ends the flags, as a user must write it.
+		{"session ID", nil, func(id, _ string) []string { return []string{"--", id} }, nil},
+		{"storage key", nil, func(id, _ string) []string { return []string{"--key", "--", dynamostore.StorageKey(id)} }, nil},
 		{"cookie, hex key files", nil, func(_, c string) []string {
-			return []string{"--name", "sid", "--hash-key-file", hexHash, "--block-key-file", hexBlock, c}
+			return []string{"--name", "sid", "--hash-key-file", hexHash, "--block-key-file", hexBlock, "--", c}
 		}, nil},
 		{"cookie, raw key files", nil, func(_, c string) []string {
-			return []string{"--name", "sid", "--key-encoding", "raw", "--hash-key-file", rawHash, "--block-key-file", rawBlock, c}
+			return []string{"--name", "sid", "--key-encoding", "raw", "--hash-key-file", rawHash, "--block-key-file", rawBlock, "--", c}
 		}, nil},
 		{"cookie on stdin, base64 keys in env", map[string]string{
 			hashKeyEnv:  base64.StdEncoding.EncodeToString(hashKey),
