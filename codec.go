@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/gorilla/securecookie"
 )
@@ -211,40 +212,60 @@ func StorageKey(sessionID string) string { return storageKey(sessionID) }
 // verify).
 type idCodec struct {
 	codecs []securecookie.Codec
+	// recent verifies with the first key pair only, and refuses values
+	// signed more than touchAfter ago: such a value is as good as a fresh
+	// signature, so Save sends it back rather than signing the ID again.
+	// It is nil when the codecs were given rather than made from key
+	// pairs, or when touchAfter is under a second.
+	recent *securecookie.SecureCookie
+	// touchAfter is the Store's touch interval in whole seconds.
+	touchAfter int
 }
 
 // newIDCodec builds the codecs from securecookie key pairs. The IDs travel as
 // raw bytes (securecookie.NopEncoder), which keeps cookies short.
-func newIDCodec(keyPairs [][]byte, codecs []securecookie.Codec) (*idCodec, error) {
-	if len(codecs) == 0 {
-		if len(keyPairs) == 0 {
-			return nil, fmt.Errorf("%w: no securecookie key pairs given", ErrInvalidOption)
-		}
-		if len(keyPairs[0]) == 0 {
-			return nil, fmt.Errorf("%w: the first hash key is empty", ErrInvalidOption)
-		}
-		for i := 1; i < len(keyPairs); i += 2 {
-			if n := len(keyPairs[i]); n != 0 && n != 16 && n != 24 && n != 32 {
-				return nil, fmt.Errorf("%w: block key %d is %d bytes; it must be 16, 24 or 32", ErrInvalidOption, i/2+1, n)
-			}
-		}
-		codecs = securecookie.CodecsFromPairs(keyPairs...)
-		for _, c := range codecs {
-			if sc, ok := c.(*securecookie.SecureCookie); ok {
-				sc.SetSerializer(securecookie.NopEncoder{})
-			}
+func newIDCodec(keyPairs [][]byte, codecs []securecookie.Codec, touchAfter time.Duration) (*idCodec, error) {
+	c := &idCodec{codecs: codecs, touchAfter: int(touchAfter / time.Second)}
+	if len(codecs) > 0 {
+		return c, nil
+	}
+	if len(keyPairs) == 0 {
+		return nil, fmt.Errorf("%w: no securecookie key pairs given", ErrInvalidOption)
+	}
+	if len(keyPairs[0]) == 0 {
+		return nil, fmt.Errorf("%w: the first hash key is empty", ErrInvalidOption)
+	}
+	for i := 1; i < len(keyPairs); i += 2 {
+		if n := len(keyPairs[i]); n != 0 && n != 16 && n != 24 && n != 32 {
+			return nil, fmt.Errorf("%w: block key %d is %d bytes; it must be 16, 24 or 32", ErrInvalidOption, i/2+1, n)
 		}
 	}
-	return &idCodec{codecs: codecs}, nil
+	c.codecs = securecookie.CodecsFromPairs(keyPairs...)
+	for _, codec := range c.codecs {
+		codec.(*securecookie.SecureCookie).SetSerializer(securecookie.NopEncoder{})
+	}
+	if c.touchAfter > 0 {
+		c.recent = securecookie.CodecsFromPairs(keyPairs[:min(2, len(keyPairs))]...)[0].(*securecookie.SecureCookie)
+		c.recent.SetSerializer(securecookie.NopEncoder{})
+	}
+	c.setMaxAge(int(DefaultTTL / time.Second))
+	return c, nil
 }
 
 // setMaxAge sets the age past which a signed cookie value is refused. An age
-// of 0 turns the check off.
+// of 0 turns the check off, and with it the reuse of recent values.
 func (c *idCodec) setMaxAge(seconds int) {
 	for _, codec := range c.codecs {
 		if sc, ok := codec.(*securecookie.SecureCookie); ok {
 			sc.MaxAge(seconds)
 		}
+	}
+	if c.recent != nil {
+		if seconds <= 0 {
+			c.recent = nil
+			return
+		}
+		c.recent.MaxAge(min(seconds, c.touchAfter))
 	}
 }
 
@@ -261,20 +282,23 @@ func (c *idCodec) encode(name, id string) (string, error) {
 // about 120 bytes, an encrypted one about 200; anything far longer is hostile.
 const maxCookieValue = 1024
 
-// decode verifies a cookie value and returns the session ID it carries. Any
-// failure wraps ErrInvalidCookie, and the securecookie error when there is
-// one.
-func (c *idCodec) decode(name, value string) (string, error) {
+// decode verifies a cookie value and returns the session ID it carries,
+// and whether the value was signed with the first key pair within the touch
+// interval (see recent). Any failure wraps ErrInvalidCookie, and the
+// securecookie error when there is one.
+func (c *idCodec) decode(name, value string) (id string, recent bool, err error) {
 	if len(value) > maxCookieValue {
-		return "", fmt.Errorf("%w: value is %d bytes", ErrInvalidCookie, len(value))
+		return "", false, fmt.Errorf("%w: value is %d bytes", ErrInvalidCookie, len(value))
 	}
 	var raw []byte
-	if err := securecookie.DecodeMulti(name, value, &raw, c.codecs...); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrInvalidCookie, err)
+	if c.recent != nil && c.recent.Decode(name, value, &raw) == nil {
+		recent = true
+	} else if err := securecookie.DecodeMulti(name, value, &raw, c.codecs...); err != nil {
+		return "", false, fmt.Errorf("%w: %w", ErrInvalidCookie, err)
 	}
-	id := string(raw)
+	id = string(raw)
 	if !validID(id) {
-		return "", fmt.Errorf("%w: malformed session ID", ErrInvalidCookie)
+		return "", false, fmt.Errorf("%w: malformed session ID", ErrInvalidCookie)
 	}
-	return id, nil
+	return id, recent, nil
 }

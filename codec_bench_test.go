@@ -66,7 +66,7 @@ func BenchmarkIDCodec(b *testing.B) {
 		{"sign", [][]byte{testHashKey}},
 		{"sign+encrypt", [][]byte{testHashKey, testBlockKey}},
 	} {
-		c, err := newIDCodec(keys.pairs, nil)
+		c, err := newIDCodec(keys.pairs, nil, DefaultTouchAfter)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -87,7 +87,7 @@ func BenchmarkIDCodec(b *testing.B) {
 		b.Run("keys="+keys.name+"/op=decode", func(b *testing.B) {
 			b.ReportAllocs()
 			for range b.N {
-				if _, err := c.decode(benchCookie, cookie); err != nil {
+				if _, _, err := c.decode(benchCookie, cookie); err != nil {
 					b.Fatal(err)
 				}
 			}

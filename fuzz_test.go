@@ -21,7 +21,7 @@ import (
 // fuzzCodec is the cookie codec of the fuzz targets: the test keys, with
 // the signature age check off so that the committed seeds stay valid.
 func fuzzCodec(t testing.TB) *idCodec {
-	c, err := newIDCodec([][]byte{testHashKey, testBlockKey}, nil)
+	c, err := newIDCodec([][]byte{testHashKey, testBlockKey}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func fuzzCodec(t testing.TB) *idCodec {
 func FuzzCookieDecode(f *testing.F) {
 	c := fuzzCodec(f)
 	f.Fuzz(func(t *testing.T, name, value string) {
-		id, err := c.decode(name, value)
+		id, _, err := c.decode(name, value)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidCookie) {
 				t.Fatalf("decode error %v does not wrap ErrInvalidCookie", err)
@@ -55,7 +55,7 @@ func FuzzCookieDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-signing an accepted ID: %v", err)
 		}
-		if back, err := c.decode(name, again); err != nil || back != id {
+		if back, _, err := c.decode(name, again); err != nil || back != id {
 			t.Fatalf("re-signed cookie decodes to %q, %v", back, err)
 		}
 	})
@@ -314,7 +314,7 @@ func TestHostileRowAllocation(t *testing.T) {
 		c := fuzzCodec(t)
 		value := strings.Repeat("A", size)
 		var err error
-		n := allocated(func() { _, err = c.decode("s", value) })
+		n := allocated(func() { _, _, err = c.decode("s", value) })
 		if !errors.Is(err, ErrInvalidCookie) || n > 4096 {
 			t.Fatalf("1 MB cookie: %v, %d bytes allocated", err, n)
 		}

@@ -23,6 +23,15 @@ type loadState struct {
 	// failed marks a session whose load failed: Save refuses it, so a
 	// passing read error can never replace the user's real session.
 	failed bool
+	// cookie is a cookie value for the session, signed with the current
+	// key within touchAfter, that Save may send again instead of signing.
+	cookie signedCookie
+}
+
+// signedCookie is a signed cookie value and the session ID it carries.
+type signedCookie struct {
+	id    string
+	value string
 }
 
 // requestStates holds the loadStates of the sessions of one request. It

@@ -342,7 +342,7 @@ func NewStore(ctx context.Context, table string, opts ...Option) (*Store, error)
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	codec, err := newIDCodec(cfg.keyPairs, cfg.codecs)
+	codec, err := newIDCodec(cfg.keyPairs, cfg.codecs, cfg.touchAfter)
 	if err != nil {
 		return nil, err
 	}
@@ -482,9 +482,13 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, error) {
 	if err != nil {
 		return sess, nil
 	}
-	id, err := s.codec.decode(name, c.Value)
+	id, recent, err := s.codec.decode(name, c.Value)
 	if err != nil {
 		return sess, err
+	}
+	var cookie signedCookie
+	if recent {
+		cookie = signedCookie{id: id, value: c.Value}
 	}
 	rec, err := s.backend.Get(r.Context(), storageKey(id), s.now())
 	if errors.Is(err, ErrNotFound) {
@@ -508,7 +512,7 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, error) {
 	sess.ID = id
 	sess.IsNew = false
 	s.counters.loads.Add(1)
-	setState(r, sess, loadState{data: rec.Data, maxAge: opts.MaxAge, modified: rec.Modified, version: rec.Version, owner: rec.Owner})
+	setState(r, sess, loadState{data: rec.Data, maxAge: opts.MaxAge, modified: rec.Modified, version: rec.Version, owner: rec.Owner, cookie: cookie})
 	return sess, nil
 }
 
@@ -523,6 +527,10 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, error) {
 //   - Otherwise the row is updated only while it exists and has not
 //     expired: a session deleted by a concurrent request (a logout) is not
 //     brought back, and Save returns ErrSessionGone.
+//   - The Set-Cookie carries the request's own cookie value again when that
+//     value holds the session's ID and was signed with the first key pair
+//     within touchAfter (and the codecs were made from key pairs);
+//     otherwise a new signature.
 //
 // Errors wrap ErrEncode, ErrTooLarge, ErrSessionGone, ErrLoadFailed or the
 // SDK's error; on error no cookie is set.
@@ -592,12 +600,19 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 		}
 		s.counters.updates.Add(1)
 	}
-	setState(r, sess, loadState{data: data, maxAge: sess.Options.MaxAge, modified: rec.Modified, version: rec.Version, owner: rec.Owner})
-	encoded, err := s.codec.encode(name, sess.ID)
-	if err != nil {
-		return err
+	cookie := st.cookie
+	if cookie.id != sess.ID {
+		// A value signed within touchAfter goes back as it came: its
+		// signature outlives the row's last write by at least the time the
+		// row's expiry may lag behind, as a fresh one would.
+		encoded, err := s.codec.encode(name, sess.ID)
+		if err != nil {
+			return err
+		}
+		cookie = signedCookie{id: sess.ID, value: encoded}
 	}
-	http.SetCookie(w, sessions.NewCookie(name, encoded, sess.Options))
+	setState(r, sess, loadState{data: data, maxAge: sess.Options.MaxAge, modified: rec.Modified, version: rec.Version, owner: rec.Owner, cookie: cookie})
+	http.SetCookie(w, sessions.NewCookie(name, cookie.value, sess.Options))
 	return nil
 }
 

@@ -656,8 +656,8 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh := cookieOf(w, "s")
-	newOnly, _ := newIDCodec([][]byte{newHash}, nil)
-	if id, err := newOnly.decode("s", fresh.Value); err != nil || id != sess.ID {
+	newOnly, _ := newIDCodec([][]byte{newHash}, nil, 0)
+	if id, _, err := newOnly.decode("s", fresh.Value); err != nil || id != sess.ID {
 		t.Fatalf("re-signed cookie does not verify with the new key alone: %v", err)
 	}
 }
