@@ -453,3 +453,62 @@ func median(ds []time.Duration) time.Duration {
 	slices.Sort(ds)
 	return ds[len(ds)/2]
 }
+
+// rawLivePut is a PutItem of the whole item that, like the store's
+// update, writes only while the item exists, has not expired and has no
+// owner attribute that the put would drop.
+func rawLivePut(ctx context.Context, b *testing.B, t *benchTarget, key string, data []byte) {
+	now := t.clock.Now()
+	_, err := t.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(t.table),
+		Item: map[string]types.AttributeValue{
+			AttrID:       &types.AttributeValueMemberS{Value: key},
+			AttrValues:   &types.AttributeValueMemberB{Value: data},
+			AttrExpires:  &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(DefaultTTL).Unix(), 10)},
+			AttrModified: &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
+		},
+		ConditionExpression:      aws.String("attribute_exists(#i) AND #e > :now AND attribute_not_exists(#o)"),
+		ExpressionAttributeNames: map[string]string{"#i": AttrID, "#e": AttrExpires, "#o": AttrOwner},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Unix(), 10)},
+		},
+	})
+	if err != nil {
+		b.Fatalf("PutItem: %v", err)
+	}
+}
+
+// BenchmarkPairedWrites prices, with raw SDK calls only, the conditions a
+// store must put on a write to a live session: a plain PutItem (which
+// would bring back a session deleted meanwhile), the same PutItem
+// conditioned on the item being live, and the conditional UpdateItem the
+// store makes. Each pair alternates call by call, in turn first; ratio is
+// the second's median over the first's.
+func BenchmarkPairedWrites(b *testing.B) {
+	t := dynamoTarget(b)
+	item := newBenchItem(b, newTestStore(b, t.table, t.client, t.clock), referenceValues())
+	type write func(context.Context, *testing.B, *benchTarget, string, []byte)
+	writes := map[string]write{"put": rawPut, "live-put": rawLivePut, "update": rawUpdate}
+	for _, pair := range [][2]string{{"put", "live-put"}, {"put", "update"}, {"live-put", "update"}} {
+		b.Run(pair[0]+"/vs="+pair[1], func(b *testing.B) {
+			ctx := context.Background()
+			first := make([]time.Duration, 0, b.N)
+			second := make([]time.Duration, 0, b.N)
+			timed := func(w write, into *[]time.Duration) {
+				began := time.Now()
+				w(ctx, b, t, item.key, item.data)
+				*into = append(*into, time.Since(began))
+			}
+			for i := range b.N {
+				if i%2 == 0 {
+					timed(writes[pair[0]], &first)
+					timed(writes[pair[1]], &second)
+				} else {
+					timed(writes[pair[1]], &second)
+					timed(writes[pair[0]], &first)
+				}
+			}
+			b.ReportMetric(float64(median(second))/float64(median(first)), "ratio")
+		})
+	}
+}
