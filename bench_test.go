@@ -123,12 +123,7 @@ func rawPutItem(ctx context.Context, b *testing.B, t *benchTarget, key string, d
 	now := t.clock.Now()
 	in := &dynamodb.PutItemInput{
 		TableName: aws.String(t.table),
-		Item: map[string]types.AttributeValue{
-			AttrID:       &types.AttributeValueMemberS{Value: key},
-			AttrValues:   &types.AttributeValueMemberB{Value: data},
-			AttrExpires:  &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(DefaultTTL).Unix(), 10)},
-			AttrModified: &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
-		},
+		Item:      rawItem(key, data, now),
 	}
 	if ifNew {
 		in.ConditionExpression = aws.String("attribute_not_exists(#i)")
@@ -136,6 +131,16 @@ func rawPutItem(ctx context.Context, b *testing.B, t *benchTarget, key string, d
 	}
 	if _, err := t.client.PutItem(ctx, in); err != nil {
 		b.Fatalf("PutItem: %v", err)
+	}
+}
+
+// rawItem is a whole session item as the raw writes store it.
+func rawItem(key string, data []byte, now time.Time) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		AttrID:       &types.AttributeValueMemberS{Value: key},
+		AttrValues:   &types.AttributeValueMemberB{Value: data},
+		AttrExpires:  &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(DefaultTTL).Unix(), 10)},
+		AttrModified: &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
 	}
 }
 
@@ -460,13 +465,8 @@ func median(ds []time.Duration) time.Duration {
 func rawLivePut(ctx context.Context, b *testing.B, t *benchTarget, key string, data []byte) {
 	now := t.clock.Now()
 	_, err := t.client.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(t.table),
-		Item: map[string]types.AttributeValue{
-			AttrID:       &types.AttributeValueMemberS{Value: key},
-			AttrValues:   &types.AttributeValueMemberB{Value: data},
-			AttrExpires:  &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(DefaultTTL).Unix(), 10)},
-			AttrModified: &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
-		},
+		TableName:                aws.String(t.table),
+		Item:                     rawItem(key, data, now),
 		ConditionExpression:      aws.String("attribute_exists(#i) AND #e > :now AND attribute_not_exists(#o)"),
 		ExpressionAttributeNames: map[string]string{"#i": AttrID, "#e": AttrExpires, "#o": AttrOwner},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
