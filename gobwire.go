@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -161,13 +162,13 @@ func (r *gobReader) take(n uint64) ([]byte, bool) {
 }
 
 // iface reads an interface value; key says it is a map key, which may be
-// neither nil nor a byte slice.
-func (r *gobReader) iface(key bool) (any, bool) {
+// neither nil nor a byte slice. Strings are cut from strs (see box).
+func (r *gobReader) iface(key bool, strs *strings.Builder) (any, bool) {
 	kind, u, b, ok := r.scalarIface(key)
 	if !ok || kind.name == "" {
 		return nil, ok
 	}
-	return kind.box(u, b), true
+	return kind.box(u, b, strs), true
 }
 
 // scalarIface reads an interface value as scalar reads it; a nil value
@@ -244,12 +245,16 @@ func (r *gobReader) scalar(kind gobKind) (u uint64, b []byte, ok bool) {
 	return u, nil, ok
 }
 
-// box makes the Go value of kind from what scalar read.
-func (kind gobKind) box(u uint64, b []byte) any {
+// box makes the Go value of kind from what scalar read. A string is
+// appended to strs and cut from it, so that the strings of a session share
+// one allocation: strs must have been grown to hold them all.
+func (kind gobKind) box(u uint64, b []byte, strs *strings.Builder) any {
 	i := gobIntFromBits(u)
 	switch kind {
 	case kindString:
-		return string(b)
+		start := strs.Len()
+		strs.Write(b)
+		return strs.String()[start:]
 	case kindBytes:
 		if len(b) == 0 {
 			return []byte(nil)
@@ -346,29 +351,28 @@ func gobFastDecode(data []byte, values map[any]any) bool {
 	if !ok {
 		return false
 	}
-	// Decode every entry before storing any, so that a stream given up
-	// halfway leaves values as it was.
-	var small [16]any
-	entries := small[:0]
-	if count > uint64(len(small)/2) {
-		entries = make([]any, 0, 2*count)
-	}
-	for range count {
-		k, ok := r.iface(true)
+	// Check every entry, and total the bytes of the strings, before
+	// storing any, so that a stream given up halfway leaves values as it
+	// was.
+	scan, strBytes := r, 0
+	for i := range 2 * count {
+		kind, _, b, ok := scan.scalarIface(i%2 == 0)
 		if !ok {
 			return false
 		}
-		v, ok := r.iface(false)
-		if !ok {
-			return false
+		if kind == kindString {
+			strBytes += len(b)
 		}
-		entries = append(entries, k, v)
 	}
-	if len(r.b) != 0 {
+	if len(scan.b) != 0 {
 		return false
 	}
-	for i := 0; i < len(entries); i += 2 {
-		values[entries[i]] = entries[i+1]
+	var strs strings.Builder
+	strs.Grow(strBytes)
+	for range count {
+		k, _ := r.iface(true, &strs)
+		v, _ := r.iface(false, &strs)
+		values[k] = v
 	}
 	return true
 }
