@@ -13,6 +13,8 @@ import (
 // Save within one request: what was stored, so that Save can skip or shrink
 // its write when nothing changed.
 type loadState struct {
+	id       string    // the session ID the state is about
+	key      string    // its storage key
 	data     []byte    // serialized values as stored
 	maxAge   int       // the session's MaxAge when stored
 	modified time.Time // when the row was last written
@@ -34,12 +36,24 @@ type signedCookie struct {
 	value string
 }
 
+// storageKey returns the storage key of session ID id, from the state
+// when it is about that ID.
+func (st loadState) storageKey(id string) string {
+	if st.id == id && st.key != "" {
+		return st.key
+	}
+	return storageKey(id)
+}
+
 // requestStates holds the loadStates of the sessions of one request. It
 // lives in the request's context, the way gorilla/sessions keeps its
-// registry, so it goes away with the request.
+// registry, so it goes away with the request. Most requests have one
+// session, which is kept apart from the map.
 type requestStates struct {
-	mu sync.Mutex
-	m  map[*sessions.Session]loadState
+	mu         sync.Mutex
+	first      *sessions.Session
+	firstState loadState
+	more       map[*sessions.Session]loadState
 }
 
 type statesKey struct{}
@@ -53,7 +67,7 @@ func statesOf(r *http.Request, create bool) *requestStates {
 	if !create {
 		return nil
 	}
-	rs := &requestStates{m: make(map[*sessions.Session]loadState, 1)}
+	rs := new(requestStates)
 	*r = *r.WithContext(context.WithValue(r.Context(), statesKey{}, rs))
 	return rs
 }
@@ -61,8 +75,15 @@ func statesOf(r *http.Request, create bool) *requestStates {
 func setState(r *http.Request, s *sessions.Session, st loadState) {
 	rs := statesOf(r, true)
 	rs.mu.Lock()
-	rs.m[s] = st
-	rs.mu.Unlock()
+	defer rs.mu.Unlock()
+	switch {
+	case rs.first == nil || rs.first == s:
+		rs.first, rs.firstState = s, st
+	case rs.more == nil:
+		rs.more = map[*sessions.Session]loadState{s: st}
+	default:
+		rs.more[s] = st
+	}
 }
 
 func getState(r *http.Request, s *sessions.Session) (loadState, bool) {
@@ -72,14 +93,21 @@ func getState(r *http.Request, s *sessions.Session) (loadState, bool) {
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	st, ok := rs.m[s]
+	if rs.first == s {
+		return rs.firstState, true
+	}
+	st, ok := rs.more[s]
 	return st, ok
 }
 
 func dropState(r *http.Request, s *sessions.Session) {
 	if rs := statesOf(r, false); rs != nil {
 		rs.mu.Lock()
-		delete(rs.m, s)
-		rs.mu.Unlock()
+		defer rs.mu.Unlock()
+		if rs.first == s {
+			rs.first, rs.firstState = nil, loadState{}
+			return
+		}
+		delete(rs.more, s)
 	}
 }

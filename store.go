@@ -475,8 +475,7 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 
 func (s *Store) load(r *http.Request, name string) (*sessions.Session, error) {
 	sess := sessions.NewSession(s, name)
-	opts := *s.Options
-	sess.Options = &opts
+	*sess.Options = *s.Options
 	sess.IsNew = true
 	c, err := r.Cookie(name)
 	if err != nil {
@@ -490,7 +489,8 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, error) {
 	if recent {
 		cookie = signedCookie{id: id, value: c.Value}
 	}
-	rec, err := s.backend.Get(r.Context(), storageKey(id), s.now())
+	key := storageKey(id)
+	rec, err := s.backend.Get(r.Context(), key, s.now())
 	if errors.Is(err, ErrNotFound) {
 		s.counters.misses.Add(1)
 		return sess, nil
@@ -512,7 +512,7 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, error) {
 	sess.ID = id
 	sess.IsNew = false
 	s.counters.loads.Add(1)
-	setState(r, sess, loadState{data: rec.Data, maxAge: opts.MaxAge, modified: rec.Modified, version: rec.Version, owner: rec.Owner, cookie: cookie})
+	setState(r, sess, loadState{id: id, key: key, data: rec.Data, maxAge: sess.Options.MaxAge, modified: rec.Modified, version: rec.Version, owner: rec.Owner, cookie: cookie})
 	return sess, nil
 }
 
@@ -582,19 +582,19 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 		s.counters.creates.Add(1)
 		sess.ID = id
 	case loaded && !st.ownerSet && st.maxAge == sess.Options.MaxAge && s.unchanged(data, st.data, sess.Values):
-		rec.Key = storageKey(sess.ID)
 		rec.Version = st.version
 		if s.touchAfter > 0 && now.Sub(st.modified) < s.touchAfter {
 			rec.Modified = st.modified
 			s.counters.skippedWrites.Add(1)
 			break
 		}
+		rec.Key = st.storageKey(sess.ID)
 		if err := s.backend.SetExpires(ctx, rec.Key, rec.Expires, now); err != nil {
 			return gone(err)
 		}
 		s.counters.touches.Add(1)
 	default:
-		rec.Key = storageKey(sess.ID)
+		rec.Key = st.storageKey(sess.ID)
 		if err := s.backend.Put(ctx, rec, PutExisting); err != nil {
 			return gone(err)
 		}
@@ -611,7 +611,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 		}
 		cookie = signedCookie{id: sess.ID, value: encoded}
 	}
-	setState(r, sess, loadState{data: data, maxAge: sess.Options.MaxAge, modified: rec.Modified, version: rec.Version, owner: rec.Owner, cookie: cookie})
+	setState(r, sess, loadState{id: sess.ID, key: rec.Key, data: data, maxAge: sess.Options.MaxAge, modified: rec.Modified, version: rec.Version, owner: rec.Owner, cookie: cookie})
 	http.SetCookie(w, sessions.NewCookie(name, cookie.value, sess.Options))
 	return nil
 }
