@@ -201,6 +201,25 @@ func epochMillis(t time.Time) *types.AttributeValueMemberN {
 	return &types.AttributeValueMemberN{Value: strconv.FormatInt(t.UnixMilli(), 10)}
 }
 
+// numbers returns Number attribute values of ns, in order, made with two
+// allocations whatever their count (the values and their digits), where
+// one at a time takes two each: every write on the request path has two or
+// three.
+func numbers(ns ...int64) []types.AttributeValueMemberN {
+	var buf [64]byte
+	digits := buf[:0]
+	for _, n := range ns {
+		digits = strconv.AppendInt(digits, n, 10)
+	}
+	all := string(digits)
+	avs := make([]types.AttributeValueMemberN, len(ns))
+	for i, n := range ns {
+		l := len(strconv.AppendInt(buf[:0], n, 10))
+		avs[i].Value, all = all[:l], all[l:]
+	}
+	return avs
+}
+
 // isConditionFailed reports whether err is DynamoDB refusing a conditional
 // write.
 func isConditionFailed(err error) bool {
@@ -306,10 +325,11 @@ func (b *DynamoDBBackend) Put(ctx context.Context, rec Record, mode PutMode) err
 	var err error
 	switch mode {
 	case PutNew:
+		n := numbers(rec.Expires.Unix(), rec.Modified.UnixMilli())
 		item := map[string]types.AttributeValue{
 			AttrID:       &types.AttributeValueMemberS{Value: rec.Key},
-			AttrExpires:  epochSeconds(rec.Expires),
-			AttrModified: epochMillis(rec.Modified),
+			AttrExpires:  &n[0],
+			AttrModified: &n[1],
 		}
 		if len(rec.Data) > 0 {
 			item[AttrValues] = &types.AttributeValueMemberB{Value: rec.Data}
@@ -338,9 +358,10 @@ func (b *DynamoDBBackend) Put(ctx context.Context, rec Record, mode PutMode) err
 		f := flagsOf(rec)
 		e := &b.updates[f]
 		vals := make(map[string]types.AttributeValue, len(e.placeholders))
-		vals[e.ph("now")] = epochSeconds(rec.Modified)
-		vals[e.ph("exp")] = epochSeconds(rec.Expires)
-		vals[e.ph("mod")] = epochMillis(rec.Modified)
+		n := numbers(rec.Modified.Unix(), rec.Expires.Unix(), rec.Modified.UnixMilli())
+		vals[e.ph("now")] = &n[0]
+		vals[e.ph("exp")] = &n[1]
+		vals[e.ph("mod")] = &n[2]
 		if f&withData != 0 {
 			vals[e.ph("v")] = &types.AttributeValueMemberB{Value: rec.Data}
 		}
@@ -378,6 +399,7 @@ func (b *DynamoDBBackend) Put(ctx context.Context, rec Record, mode PutMode) err
 // only the expiry and last-written attributes.
 func (b *DynamoDBBackend) SetExpires(ctx context.Context, key string, expires, modified time.Time) error {
 	e := &b.touch
+	n := numbers(modified.Unix(), expires.Unix(), modified.UnixMilli())
 	_, err := b.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                b.table,
 		Key:                      keyOf(key),
@@ -385,9 +407,9 @@ func (b *DynamoDBBackend) SetExpires(ctx context.Context, key string, expires, m
 		UpdateExpression:         e.update,
 		ExpressionAttributeNames: e.names,
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			e.ph("now"): epochSeconds(modified),
-			e.ph("exp"): epochSeconds(expires),
-			e.ph("mod"): epochMillis(modified),
+			e.ph("now"): &n[0],
+			e.ph("exp"): &n[1],
+			e.ph("mod"): &n[2],
 		},
 	})
 	if isConditionFailed(err) {
