@@ -103,7 +103,7 @@ func cannedTarget(b *testing.B) *benchTarget {
 // own CPU and allocations per request.
 func BenchmarkTransport(b *testing.B) {
 	// load-eventual is the same work as load on the client.
-	ops := selectOps("load", "load+unchanged", "load+changed", "new")
+	ops := selectOps("load", "load+unchanged", "load+changed", "load+changed-vs-update", "new", "new-vs-conditional")
 	runBenchOps(b, cannedTarget(b), ops, serializerImpls, referenceValues())
 }
 
