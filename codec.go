@@ -218,6 +218,8 @@ type idCodec struct {
 	// It is nil when the codecs were given rather than made from key
 	// pairs, or when touchAfter is under a second.
 	recent *securecookie.SecureCookie
+	// recentAge is the MaxAge of recent, in seconds.
+	recentAge int
 	// touchAfter is the Store's touch interval in whole seconds.
 	touchAfter int
 }
@@ -265,7 +267,8 @@ func (c *idCodec) setMaxAge(seconds int) {
 			c.recent = nil
 			return
 		}
-		c.recent.MaxAge(min(seconds, c.touchAfter))
+		c.recentAge = min(seconds, c.touchAfter)
+		c.recent.MaxAge(c.recentAge)
 	}
 }
 
@@ -291,7 +294,7 @@ func (c *idCodec) decode(name, value string) (id string, recent bool, err error)
 		return "", false, fmt.Errorf("%w: value is %d bytes", ErrInvalidCookie, len(value))
 	}
 	var raw []byte
-	if c.recent != nil && c.recent.Decode(name, value, &raw) == nil {
+	if c.recent != nil && signedWithin(value, c.recentAge, time.Now()) && c.recent.Decode(name, value, &raw) == nil {
 		recent = true
 	} else if err := securecookie.DecodeMulti(name, value, &raw, c.codecs...); err != nil {
 		return "", false, fmt.Errorf("%w: %w", ErrInvalidCookie, err)
@@ -301,4 +304,34 @@ func (c *idCodec) decode(name, value string) (id string, recent bool, err error)
 		return "", false, fmt.Errorf("%w: malformed session ID", ErrInvalidCookie)
 	}
 	return id, recent, nil
+}
+
+// signedWithin reports whether the cookie value says it was signed within
+// the last seconds before now. It reads the timestamp securecookie puts at
+// the start of a value (the base64 of "<Unix seconds>|…") without checking
+// anything: it only spares a value that is not recent a verification by
+// the codec of recent values, which would refuse it. Verifying is left to
+// the codecs, and a value it cannot read counts as not recent.
+func signedWithin(value string, seconds int, now time.Time) bool {
+	const prefix = 16 // base64 of 12 bytes: a 10- or 11-digit timestamp and its '|'
+	if len(value) < prefix {
+		return false
+	}
+	var buf [12]byte
+	n, err := base64.URLEncoding.Decode(buf[:], []byte(value[:prefix]))
+	if err != nil {
+		return false
+	}
+	var signed int64
+	for i, c := range buf[:n] {
+		switch {
+		case c == '|' && i > 0:
+			return signed >= now.Unix()-int64(seconds)
+		case '0' <= c && c <= '9':
+			signed = signed*10 + int64(c-'0')
+		default:
+			return false
+		}
+	}
+	return false
 }

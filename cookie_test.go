@@ -20,7 +20,7 @@ import (
 // signedAt makes the cookie value securecookie would have made for id at
 // the given time with the hash and block key, so that tests can present a
 // signature of any age without waiting: securecookie reads the wall clock.
-func signedAt(t *testing.T, hashKey, blockKey []byte, name, id string, at time.Time) string {
+func signedAt(t testing.TB, hashKey, blockKey []byte, name, id string, at time.Time) string {
 	t.Helper()
 	value := []byte(id)
 	if blockKey != nil {
@@ -41,7 +41,7 @@ func signedAt(t *testing.T, hashKey, blockKey []byte, name, id string, at time.T
 	signed := append([]byte(payload+"|"), mac.Sum(nil)...)
 	out := base64.URLEncoding.EncodeToString(signed)
 	// The value must be one securecookie itself accepts.
-	codec := securecookie.New(hashKey, blockKey).SetSerializer(securecookie.NopEncoder{})
+	codec := securecookie.New(hashKey, blockKey).SetSerializer(securecookie.NopEncoder{}).MaxAge(0)
 	var raw []byte
 	if err := codec.Decode(name, out, &raw); err != nil || string(raw) != id {
 		t.Fatalf("signedAt made a value securecookie refuses: %v", err)
@@ -158,4 +158,35 @@ func (e *env) create(name string, values map[any]any) string {
 		e.t.Fatal(err)
 	}
 	return id
+}
+
+// TestSignedWithin checks the timestamp hint on values securecookie made
+// and on values it did not.
+func TestSignedWithin(t *testing.T) {
+	now := time.Now()
+	b64 := base64.URLEncoding.EncodeToString
+	tests := []struct {
+		name  string
+		value string
+		want  bool
+	}{
+		{"signed now", signedAt(t, testHashKey, testBlockKey, "s", "id", now), true},
+		{"signed 9 s ago", signedAt(t, testHashKey, nil, "s", "id", now.Add(-9*time.Second)), true},
+		{"signed 11 s ago", signedAt(t, testHashKey, testBlockKey, "s", "id", now.Add(-11*time.Second)), false},
+		{"signed a year ago", signedAt(t, testHashKey, nil, "s", "id", now.AddDate(-1, 0, 0)), false},
+		{"empty", "", false},
+		{"short", "MTc2NDYwMDAwMHw", false},
+		{"not base64", "!!!!!!!!!!!!!!!!!!!!!!!!", false},
+		{"no separator", b64([]byte("123456789012345678")), false},
+		{"separator first", b64([]byte("|1764600000|abcdefgh")), false},
+		{"letters", b64([]byte("17646000a0|abcdefgh")), false},
+		{"future", b64([]byte(strconv.FormatInt(now.Add(time.Hour).Unix(), 10) + "|abcdefgh")), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := signedWithin(tt.value, 10, now); got != tt.want {
+				t.Fatalf("signedWithin = %v; want %v", got, tt.want)
+			}
+		})
+	}
 }

@@ -8,8 +8,10 @@ import (
 	"reflect"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
@@ -317,6 +319,29 @@ func TestHostileRowAllocation(t *testing.T) {
 		n := allocated(func() { _, _, err = c.decode("s", value) })
 		if !errors.Is(err, ErrInvalidCookie) || n > 4096 {
 			t.Fatalf("1 MB cookie: %v, %d bytes allocated", err, n)
+		}
+	})
+}
+
+// FuzzSignedWithin feeds arbitrary cookie values to the timestamp hint: it
+// never panics, and says true only for a value that starts with the base64
+// of a timestamp no older than the window and a '|'.
+func FuzzSignedWithin(f *testing.F) {
+	f.Add(base64.URLEncoding.EncodeToString([]byte("1764600000|payload|mac")))
+	f.Add("")
+	now := time.Unix(1764600005, 0)
+	f.Fuzz(func(t *testing.T, value string) {
+		if !signedWithin(value, 10, now) {
+			return
+		}
+		raw, err := base64.URLEncoding.DecodeString(value[:16])
+		if err != nil {
+			t.Fatalf("true for a value whose start is not base64: %v", err)
+		}
+		stamp, _, ok := strings.Cut(string(raw), "|")
+		n, err := strconv.ParseInt(stamp, 10, 64)
+		if !ok || err != nil || n < now.Unix()-10 {
+			t.Fatalf("true for %q", raw)
 		}
 	})
 }
