@@ -79,6 +79,7 @@ func setState(r *http.Request, s *sessions.Session, st loadState) {
 	switch {
 	case rs.first == nil || rs.first == s:
 		rs.first, rs.firstState = s, st
+		delete(rs.more, s)
 	case rs.more == nil:
 		rs.more = map[*sessions.Session]loadState{s: st}
 	default:
