@@ -201,23 +201,44 @@ func epochMillis(t time.Time) *types.AttributeValueMemberN {
 	return &types.AttributeValueMemberN{Value: strconv.FormatInt(t.UnixMilli(), 10)}
 }
 
-// numbers returns Number attribute values of ns, in order, made with two
-// allocations whatever their count (the values and their digits), where
-// one at a time takes two each: every write on the request path has two or
-// three.
-func numbers(ns ...int64) []types.AttributeValueMemberN {
+// writeValues holds the attribute values of one write, so that they take
+// one allocation together rather than one each: the key, up to three
+// numbers and the data.
+type writeValues struct {
+	key  types.AttributeValueMemberS
+	num  [3]types.AttributeValueMemberN
+	data types.AttributeValueMemberB
+}
+
+// newWriteValues returns the values of a write of key and data with the
+// numbers ns, of which there are at most three.
+func newWriteValues(key string, data []byte, ns ...int64) *writeValues {
+	v := &writeValues{
+		key:  types.AttributeValueMemberS{Value: key},
+		data: types.AttributeValueMemberB{Value: data},
+	}
+	setNumbers(v.num[:len(ns)], ns...)
+	return v
+}
+
+// keyMap returns the Key parameter of the write.
+func (v *writeValues) keyMap() map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{AttrID: &v.key}
+}
+
+// setNumbers sets dst to Number values of ns, in order, with the digits of
+// all of them in one allocation.
+func setNumbers(dst []types.AttributeValueMemberN, ns ...int64) {
 	var buf [64]byte
 	digits := buf[:0]
 	for _, n := range ns {
 		digits = strconv.AppendInt(digits, n, 10)
 	}
 	all := string(digits)
-	avs := make([]types.AttributeValueMemberN, len(ns))
 	for i, n := range ns {
 		l := len(strconv.AppendInt(buf[:0], n, 10))
-		avs[i].Value, all = all[:l], all[l:]
+		dst[i].Value, all = all[:l], all[l:]
 	}
-	return avs
 }
 
 // isConditionFailed reports whether err is DynamoDB refusing a conditional
@@ -325,14 +346,14 @@ func (b *DynamoDBBackend) Put(ctx context.Context, rec Record, mode PutMode) err
 	var err error
 	switch mode {
 	case PutNew:
-		n := numbers(rec.Expires.Unix(), rec.Modified.UnixMilli())
+		v := newWriteValues(rec.Key, rec.Data, rec.Expires.Unix(), rec.Modified.UnixMilli())
 		item := map[string]types.AttributeValue{
-			AttrID:       &types.AttributeValueMemberS{Value: rec.Key},
-			AttrExpires:  &n[0],
-			AttrModified: &n[1],
+			AttrID:       &v.key,
+			AttrExpires:  &v.num[0],
+			AttrModified: &v.num[1],
 		}
 		if len(rec.Data) > 0 {
-			item[AttrValues] = &types.AttributeValueMemberB{Value: rec.Data}
+			item[AttrValues] = &v.data
 		}
 		if rec.Version > 0 {
 			item[AttrVersion] = &types.AttributeValueMemberN{Value: strconv.FormatInt(rec.Version, 10)}
@@ -358,12 +379,12 @@ func (b *DynamoDBBackend) Put(ctx context.Context, rec Record, mode PutMode) err
 		f := flagsOf(rec)
 		e := &b.updates[f]
 		vals := make(map[string]types.AttributeValue, len(e.placeholders))
-		n := numbers(rec.Modified.Unix(), rec.Expires.Unix(), rec.Modified.UnixMilli())
-		vals[e.ph("now")] = &n[0]
-		vals[e.ph("exp")] = &n[1]
-		vals[e.ph("mod")] = &n[2]
+		v := newWriteValues(rec.Key, rec.Data, rec.Modified.Unix(), rec.Expires.Unix(), rec.Modified.UnixMilli())
+		vals[e.ph("now")] = &v.num[0]
+		vals[e.ph("exp")] = &v.num[1]
+		vals[e.ph("mod")] = &v.num[2]
 		if f&withData != 0 {
-			vals[e.ph("v")] = &types.AttributeValueMemberB{Value: rec.Data}
+			vals[e.ph("v")] = &v.data
 		}
 		if f&withVersion != 0 {
 			vals[e.ph("ver")] = &types.AttributeValueMemberN{Value: strconv.FormatInt(rec.Version, 10)}
@@ -374,7 +395,7 @@ func (b *DynamoDBBackend) Put(ctx context.Context, rec Record, mode PutMode) err
 		}
 		_, err = b.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                 b.table,
-			Key:                       keyOf(rec.Key),
+			Key:                       v.keyMap(),
 			ConditionExpression:       e.condition,
 			UpdateExpression:          e.update,
 			ExpressionAttributeNames:  e.names,
@@ -399,17 +420,17 @@ func (b *DynamoDBBackend) Put(ctx context.Context, rec Record, mode PutMode) err
 // only the expiry and last-written attributes.
 func (b *DynamoDBBackend) SetExpires(ctx context.Context, key string, expires, modified time.Time) error {
 	e := &b.touch
-	n := numbers(modified.Unix(), expires.Unix(), modified.UnixMilli())
+	v := newWriteValues(key, nil, modified.Unix(), expires.Unix(), modified.UnixMilli())
 	_, err := b.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                b.table,
-		Key:                      keyOf(key),
+		Key:                      v.keyMap(),
 		ConditionExpression:      e.condition,
 		UpdateExpression:         e.update,
 		ExpressionAttributeNames: e.names,
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			e.ph("now"): &n[0],
-			e.ph("exp"): &n[1],
-			e.ph("mod"): &n[2],
+			e.ph("now"): &v.num[0],
+			e.ph("exp"): &v.num[1],
+			e.ph("mod"): &v.num[2],
 		},
 	})
 	if isConditionFailed(err) {

@@ -4,9 +4,11 @@ import (
 	"math"
 	"strconv"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-func TestNumbers(t *testing.T) {
+func TestSetNumbers(t *testing.T) {
 	tests := [][]int64{
 		nil,
 		{0},
@@ -15,13 +17,11 @@ func TestNumbers(t *testing.T) {
 		{math.MinInt64, math.MaxInt64, math.MinInt64, math.MaxInt64}, // past the stack buffer
 	}
 	for _, ns := range tests {
-		avs := numbers(ns...)
-		if len(avs) != len(ns) {
-			t.Fatalf("numbers(%v) gave %d values", ns, len(avs))
-		}
+		avs := make([]types.AttributeValueMemberN, len(ns))
+		setNumbers(avs, ns...)
 		for i, n := range ns {
 			if want := strconv.FormatInt(n, 10); avs[i].Value != want {
-				t.Errorf("numbers(%v)[%d] = %q; want %q", ns, i, avs[i].Value, want)
+				t.Errorf("setNumbers(%v)[%d] = %q; want %q", ns, i, avs[i].Value, want)
 			}
 		}
 	}
