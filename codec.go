@@ -176,7 +176,7 @@ func newID() (string, error) {
 
 // validID reports whether id has the length and alphabet of an ID made by
 // newID. It is checked before any DynamoDB call.
-func validID(id string) bool {
+func validID[T string | []byte](id T) bool {
 	if len(id) != idLen {
 		return false
 	}
@@ -196,10 +196,22 @@ func validID(id string) bool {
 // its backups hold nothing a cookie could be made from.
 func storageKey(id string) string {
 	var in [64]byte // session IDs fit, so hashing allocates nothing
-	sum := sha256.Sum256(append(in[:0], id...))
-	var out [43]byte // base64.RawURLEncoding.EncodedLen(sha256.Size)
-	base64.RawURLEncoding.Encode(out[:], sum[:])
-	return string(out[:])
+	var out [43]byte
+	return string(appendStorageKey(out[:0], append(in[:0], id...)))
+}
+
+// appendStorageKey appends the storage key of the session ID id to dst.
+func appendStorageKey(dst, id []byte) []byte {
+	sum := sha256.Sum256(id)
+	return base64.RawURLEncoding.AppendEncode(dst, sum[:])
+}
+
+// idAndKey returns the session ID in raw and its storage key, made in one
+// allocation.
+func idAndKey(raw []byte) (id, key string) {
+	var buf [128]byte
+	both := string(appendStorageKey(append(buf[:0], raw...), raw))
+	return both[:len(raw)], both[len(raw):]
 }
 
 // StorageKey returns the partition key value under which the session with
@@ -285,25 +297,25 @@ func (c *idCodec) encode(name, id string) (string, error) {
 // about 120 bytes, an encrypted one about 200; anything far longer is hostile.
 const maxCookieValue = 1024
 
-// decode verifies a cookie value and returns the session ID it carries,
-// and whether the value was signed with the first key pair within the touch
-// interval (see recent). Any failure wraps ErrInvalidCookie, and the
-// securecookie error when there is one.
-func (c *idCodec) decode(name, value string) (id string, recent bool, err error) {
+// decode verifies a cookie value and returns the session ID it carries, its
+// storage key, and whether the value was signed with the first key pair
+// within the touch interval (see recent). Any failure wraps
+// ErrInvalidCookie, and the securecookie error when there is one.
+func (c *idCodec) decode(name, value string) (id, key string, recent bool, err error) {
 	if len(value) > maxCookieValue {
-		return "", false, fmt.Errorf("%w: value is %d bytes", ErrInvalidCookie, len(value))
+		return "", "", false, fmt.Errorf("%w: value is %d bytes", ErrInvalidCookie, len(value))
 	}
 	var raw []byte
 	if c.recent != nil && signedWithin(value, c.recentAge, time.Now()) && c.recent.Decode(name, value, &raw) == nil {
 		recent = true
 	} else if err := securecookie.DecodeMulti(name, value, &raw, c.codecs...); err != nil {
-		return "", false, fmt.Errorf("%w: %w", ErrInvalidCookie, err)
+		return "", "", false, fmt.Errorf("%w: %w", ErrInvalidCookie, err)
 	}
-	id = string(raw)
-	if !validID(id) {
-		return "", false, fmt.Errorf("%w: malformed session ID", ErrInvalidCookie)
+	if !validID(raw) {
+		return "", "", false, fmt.Errorf("%w: malformed session ID", ErrInvalidCookie)
 	}
-	return id, recent, nil
+	id, key = idAndKey(raw)
+	return id, key, recent, nil
 }
 
 // signedWithin reports whether the cookie value says it was signed within

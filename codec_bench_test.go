@@ -100,7 +100,7 @@ func BenchmarkIDCodec(b *testing.B) {
 			b.Run("keys="+keys.name+"/op="+v.op, func(b *testing.B) {
 				b.ReportAllocs()
 				for range b.N {
-					if _, _, err := c.decode(benchCookie, v.value); err != nil {
+					if _, _, _, err := c.decode(benchCookie, v.value); err != nil {
 						b.Fatal(err)
 					}
 				}

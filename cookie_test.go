@@ -114,7 +114,7 @@ func TestSaveReusesRecentCookie(t *testing.T) {
 				t.Fatalf("Set-Cookie attributes %+v", out)
 			}
 			current, _ := newIDCodec([][]byte{testHashKey, testBlockKey}, nil, 0)
-			got, _, err := current.decode("s", out.Value)
+			got, _, _, err := current.decode("s", out.Value)
 			if err != nil || got != sess.ID {
 				t.Fatalf("Set-Cookie does not verify with the current key alone, or carries another ID: %v", err)
 			}
@@ -153,7 +153,7 @@ func TestSecondSaveReusesItsOwnSignature(t *testing.T) {
 func (e *env) create(name string, values map[any]any) string {
 	e.t.Helper()
 	c := e.save(name, values)
-	id, _, err := e.store.codec.decode(name, c.Value)
+	id, _, _, err := e.store.codec.decode(name, c.Value)
 	if err != nil {
 		e.t.Fatal(err)
 	}

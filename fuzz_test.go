@@ -33,11 +33,12 @@ func fuzzCodec(t testing.TB) *idCodec {
 
 // FuzzCookieDecode feeds arbitrary cookie names and values to the cookie
 // codec: it never panics, refuses with ErrInvalidCookie, and whatever it
-// accepts is a well-formed session ID that signs and verifies again.
+// accepts is a well-formed session ID, given with its storage key, that
+// signs and verifies again.
 func FuzzCookieDecode(f *testing.F) {
 	c := fuzzCodec(f)
 	f.Fuzz(func(t *testing.T, name, value string) {
-		id, _, err := c.decode(name, value)
+		id, key, _, err := c.decode(name, value)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidCookie) {
 				t.Fatalf("decode error %v does not wrap ErrInvalidCookie", err)
@@ -50,6 +51,9 @@ func FuzzCookieDecode(f *testing.F) {
 		if !validID(id) {
 			t.Fatalf("decode accepted malformed ID %q", id)
 		}
+		if key != storageKey(id) {
+			t.Fatalf("decode gave key %q for ID %q; want %q", key, id, storageKey(id))
+		}
 		if len(value) > maxCookieValue {
 			t.Fatalf("decode accepted a %d-byte value", len(value))
 		}
@@ -57,7 +61,7 @@ func FuzzCookieDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-signing an accepted ID: %v", err)
 		}
-		if back, _, err := c.decode(name, again); err != nil || back != id {
+		if back, _, _, err := c.decode(name, again); err != nil || back != id {
 			t.Fatalf("re-signed cookie decodes to %q, %v", back, err)
 		}
 	})
@@ -316,7 +320,7 @@ func TestHostileRowAllocation(t *testing.T) {
 		c := fuzzCodec(t)
 		value := strings.Repeat("A", size)
 		var err error
-		n := allocated(func() { _, _, err = c.decode("s", value) })
+		n := allocated(func() { _, _, _, err = c.decode("s", value) })
 		if !errors.Is(err, ErrInvalidCookie) || n > 4096 {
 			t.Fatalf("1 MB cookie: %v, %d bytes allocated", err, n)
 		}

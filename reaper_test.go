@@ -314,7 +314,7 @@ func TestReapRefreshedAfterScan(t *testing.T) {
 			if err != nil || !sess.IsNew {
 				t.Fatalf("expired session served: %v %v", sess.Values, err)
 			}
-			id, _, err := e.store.codec.decode("s", keep.Value)
+			id, _, _, err := e.store.codec.decode("s", keep.Value)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -481,7 +481,7 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, error) {
 	if err != nil {
 		return sess, nil
 	}
-	id, recent, err := s.codec.decode(name, c.Value)
+	id, key, recent, err := s.codec.decode(name, c.Value)
 	if err != nil {
 		return sess, err
 	}
@@ -489,7 +489,6 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, error) {
 	if recent {
 		cookie = signedCookie{id: id, value: c.Value}
 	}
-	key := storageKey(id)
 	rec, err := s.backend.Get(r.Context(), key, s.now())
 	if errors.Is(err, ErrNotFound) {
 		s.counters.misses.Add(1)

@@ -657,7 +657,7 @@ func TestKeyRotation(t *testing.T) {
 	}
 	fresh := cookieOf(w, "s")
 	newOnly, _ := newIDCodec([][]byte{newHash}, nil, 0)
-	if id, _, err := newOnly.decode("s", fresh.Value); err != nil || id != sess.ID {
+	if id, _, _, err := newOnly.decode("s", fresh.Value); err != nil || id != sess.ID {
 		t.Fatalf("re-signed cookie does not verify with the new key alone: %v", err)
 	}
 }
