@@ -25,15 +25,10 @@ type loadState struct {
 	// failed marks a session whose load failed: Save refuses it, so a
 	// passing read error can never replace the user's real session.
 	failed bool
-	// cookie is a cookie value for the session, signed with the current
-	// key within touchAfter, that Save may send again instead of signing.
-	cookie signedCookie
-}
-
-// signedCookie is a signed cookie value and the session ID it carries.
-type signedCookie struct {
-	id    string
-	value string
+	// cookie is a cookie value carrying id, signed with the current key
+	// within touchAfter, that Save may send again instead of signing; ""
+	// when there is none.
+	cookie string
 }
 
 // storageKey returns the storage key of session ID id, from the state

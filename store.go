@@ -485,9 +485,9 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, error) {
 	if err != nil {
 		return sess, err
 	}
-	var cookie signedCookie
+	var cookie string
 	if recent {
-		cookie = signedCookie{id: id, value: c.Value}
+		cookie = c.Value
 	}
 	rec, err := s.backend.Get(r.Context(), key, s.now())
 	if errors.Is(err, ErrNotFound) {
@@ -568,6 +568,9 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 	if s.locking {
 		rec.Version = st.version + 1
 	}
+	if sess.ID != "" {
+		rec.Key = st.storageKey(sess.ID)
+	}
 	switch {
 	case sess.ID == "":
 		id, err := newID()
@@ -587,31 +590,27 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 			s.counters.skippedWrites.Add(1)
 			break
 		}
-		rec.Key = st.storageKey(sess.ID)
 		if err := s.backend.SetExpires(ctx, rec.Key, rec.Expires, now); err != nil {
 			return gone(err)
 		}
 		s.counters.touches.Add(1)
 	default:
-		rec.Key = st.storageKey(sess.ID)
 		if err := s.backend.Put(ctx, rec, PutExisting); err != nil {
 			return gone(err)
 		}
 		s.counters.updates.Add(1)
 	}
 	cookie := st.cookie
-	if cookie.id != sess.ID {
+	if cookie == "" || st.id != sess.ID {
 		// A value signed within touchAfter goes back as it came: its
 		// signature outlives the row's last write by at least the time the
 		// row's expiry may lag behind, as a fresh one would.
-		encoded, err := s.codec.encode(name, sess.ID)
-		if err != nil {
+		if cookie, err = s.codec.encode(name, sess.ID); err != nil {
 			return err
 		}
-		cookie = signedCookie{id: sess.ID, value: encoded}
 	}
 	setState(r, sess, loadState{id: sess.ID, key: rec.Key, data: data, maxAge: sess.Options.MaxAge, modified: rec.Modified, version: rec.Version, owner: rec.Owner, cookie: cookie})
-	http.SetCookie(w, sessions.NewCookie(name, cookie.value, sess.Options))
+	http.SetCookie(w, sessions.NewCookie(name, cookie, sess.Options))
 	return nil
 }
 
