@@ -254,16 +254,22 @@ func newIDCodec(keyPairs [][]byte, codecs []securecookie.Codec, touchAfter time.
 			return nil, fmt.Errorf("%w: block key %d is %d bytes; it must be 16, 24 or 32", ErrInvalidOption, i/2+1, n)
 		}
 	}
-	c.codecs = securecookie.CodecsFromPairs(keyPairs...)
-	for _, codec := range c.codecs {
-		codec.(*securecookie.SecureCookie).SetSerializer(securecookie.NopEncoder{})
-	}
+	c.codecs = rawIDCodecs(keyPairs...)
 	if c.touchAfter > 0 {
-		c.recent = securecookie.CodecsFromPairs(keyPairs[:min(2, len(keyPairs))]...)[0].(*securecookie.SecureCookie)
-		c.recent.SetSerializer(securecookie.NopEncoder{})
+		c.recent = rawIDCodecs(keyPairs[:min(2, len(keyPairs))]...)[0].(*securecookie.SecureCookie)
 	}
 	c.setMaxAge(int(DefaultTTL / time.Second))
 	return c, nil
+}
+
+// rawIDCodecs returns securecookie codecs of the key pairs that carry the
+// ID as raw bytes.
+func rawIDCodecs(keyPairs ...[]byte) []securecookie.Codec {
+	codecs := securecookie.CodecsFromPairs(keyPairs...)
+	for _, codec := range codecs {
+		codec.(*securecookie.SecureCookie).SetSerializer(securecookie.NopEncoder{})
+	}
+	return codecs
 }
 
 // setMaxAge sets the age past which a signed cookie value is refused. An age
