@@ -23,6 +23,10 @@ type Record struct {
 	// Owner is the user the session belongs to, "" for none. See
 	// OwnerBackend.
 	Owner string
+	// ClearOwner, with PutExisting and an empty Owner, removes the stored
+	// owner. Without it, PutExisting leaves the stored owner as it is when
+	// Owner is empty.
+	ClearOwner bool
 }
 
 // PutMode says under which condition Backend.Put writes a record.
@@ -35,7 +39,8 @@ const (
 	// PutExisting writes only when a live record (one that expires after
 	// the new record's Modified time) has the key; otherwise Put returns
 	// ErrNotFound. It replaces Data, Expires and Modified, sets Owner when
-	// it is not empty, and leaves any other attribute as it is. When
+	// it is not empty (removes it with ClearOwner), and leaves any other
+	// attribute as it is. When
 	// rec.Version > 0 it also requires the stored version to be
 	// rec.Version-1 (or absent), and returns ErrConflict otherwise.
 	PutExisting

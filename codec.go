@@ -234,6 +234,9 @@ type idCodec struct {
 	recentAge int
 	// touchAfter is the Store's touch interval in whole seconds.
 	touchAfter int
+	// fromPairs says the codecs were made from key pairs, so their values
+	// carry securecookie's signing time.
+	fromPairs bool
 }
 
 // newIDCodec builds the codecs from securecookie key pairs. The IDs travel as
@@ -255,6 +258,7 @@ func newIDCodec(keyPairs [][]byte, codecs []securecookie.Codec, touchAfter time.
 		}
 	}
 	c.codecs = rawIDCodecs(keyPairs...)
+	c.fromPairs = true
 	if c.touchAfter > 0 {
 		c.recent = rawIDCodecs(keyPairs[:min(2, len(keyPairs))]...)[0].(*securecookie.SecureCookie)
 	}
@@ -272,12 +276,21 @@ func rawIDCodecs(keyPairs ...[]byte) []securecookie.Codec {
 	return codecs
 }
 
-// setMaxAge sets the age past which a signed cookie value is refused. An age
-// of 0 turns the check off, and with it the reuse of recent values.
+// setMaxAge sets the default session lifetime, in seconds, that recent
+// values are measured against. The codecs themselves refuse only values
+// older than any cookie the Store can have issued (maxCookieAge, plus
+// touchAfter for a reused signature): a session's own MaxAge may be longer
+// than the default, and the Store checks a value's age against its row (see
+// Store.New). An age of 0 turns the age check off, and with it the reuse of
+// recent values.
 func (c *idCodec) setMaxAge(seconds int) {
+	limit := 0
+	if seconds > 0 {
+		limit = maxCookieAge + c.touchAfter
+	}
 	for _, codec := range c.codecs {
 		if sc, ok := codec.(*securecookie.SecureCookie); ok {
-			sc.MaxAge(seconds)
+			sc.MaxAge(limit)
 		}
 	}
 	if c.recent != nil {
@@ -288,6 +301,16 @@ func (c *idCodec) setMaxAge(seconds int) {
 		c.recentAge = min(seconds, c.touchAfter)
 		c.recent.MaxAge(c.recentAge)
 	}
+}
+
+// signedAt returns when a value that decode verified was signed, in Unix
+// seconds. ok is false when the codecs were given rather than made from key
+// pairs, as their values need not carry securecookie's timestamp.
+func (c *idCodec) signedAt(value string) (signed int64, ok bool) {
+	if !c.fromPairs {
+		return 0, false
+	}
+	return signingTime(value)
 }
 
 // encode signs id for the cookie called name.
@@ -331,25 +354,34 @@ func (c *idCodec) decode(name, value string) (id, key string, recent bool, err e
 // the codec of recent values, which would refuse it. Verifying is left to
 // the codecs, and a value it cannot read counts as not recent.
 func signedWithin(value string, seconds int, now time.Time) bool {
+	signed, ok := signingTime(value)
+	return ok && signed >= now.Unix()-int64(seconds)
+}
+
+// signingTime returns the signing time, in Unix seconds, that a securecookie
+// value carries at its start (the base64 of "<Unix seconds>|…"). It checks
+// nothing: the time can be trusted only once the value has been verified,
+// as the signature covers it. ok is false when the value does not start
+// with a timestamp.
+func signingTime(value string) (signed int64, ok bool) {
 	const prefix = 16 // base64 of 12 bytes: a 10- or 11-digit timestamp and its '|'
 	if len(value) < prefix {
-		return false
+		return 0, false
 	}
 	var buf [12]byte
 	n, err := base64.URLEncoding.Decode(buf[:], []byte(value[:prefix]))
 	if err != nil {
-		return false
+		return 0, false
 	}
-	var signed int64
 	for i, c := range buf[:n] {
 		switch {
 		case c == '|' && i > 0:
-			return signed >= now.Unix()-int64(seconds)
+			return signed, true
 		case '0' <= c && c <= '9':
 			signed = signed*10 + int64(c-'0')
 		default:
-			return false
+			return 0, false
 		}
 	}
-	return false
+	return 0, false
 }

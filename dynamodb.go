@@ -130,9 +130,10 @@ func NewDynamoDBBackend(client DynamoDBAPI, table string, consistentRead bool) (
 type updateFlags int
 
 const (
-	withData    updateFlags = 1 << iota // SET v (else REMOVE v)
-	withVersion                         // check and SET ver
-	withOwner                           // SET own
+	withData     updateFlags = 1 << iota // SET v (else REMOVE v)
+	withVersion                          // check and SET ver
+	withOwner                            // SET own
+	withoutOwner                         // REMOVE own
 	updateVariants
 )
 
@@ -146,6 +147,8 @@ func flagsOf(rec Record) updateFlags {
 	}
 	if rec.Owner != "" {
 		f |= withOwner
+	} else if rec.ClearOwner {
+		f |= withoutOwner
 	}
 	return f
 }
@@ -168,6 +171,8 @@ func (f updateFlags) builder(live expression.ConditionBuilder) expression.Builde
 	}
 	if f&withOwner != 0 {
 		u = u.Set(expression.Name(AttrOwner), param("own"))
+	} else if f&withoutOwner != 0 {
+		u = u.Remove(expression.Name(AttrOwner))
 	}
 	return expression.NewBuilder().WithCondition(cond).WithUpdate(u)
 }

@@ -18,15 +18,26 @@ import (
 // It is rounded up to a whole second, the precision of the stored expiry,
 // so a session never lives shorter than asked.
 func expiresAt(now time.Time, maxAge int, ttl time.Duration) time.Time {
-	d := ttl
-	if maxAge > 0 {
-		d = time.Duration(maxAge) * time.Second
-	}
-	t := now.Add(d)
+	t := now.Add(lifetime(maxAge, ttl))
 	if whole := t.Truncate(time.Second); !whole.Equal(t) {
 		return whole.Add(time.Second)
 	}
 	return t
+}
+
+// maxCookieAge is the longest cookie MaxAge, in seconds, that the Store
+// honours: 400 days, the cap browsers put on a cookie's Max-Age (RFC 6265bis).
+// A longer MaxAge is treated as this one, so an expiry never overflows.
+const maxCookieAge = 400 * 24 * 60 * 60
+
+// lifetime returns how long a session with the cookie MaxAge maxAge lives
+// after a write: maxAge seconds (at most maxCookieAge) when it is positive,
+// otherwise ttl.
+func lifetime(maxAge int, ttl time.Duration) time.Duration {
+	if maxAge > 0 {
+		return time.Duration(min(maxAge, maxCookieAge)) * time.Second
+	}
+	return ttl
 }
 
 // expired reports whether a row that expires at expires is dead at now.

@@ -25,6 +25,10 @@ type loadState struct {
 	// failed marks a session whose load failed: Save refuses it, so a
 	// passing read error can never replace the user's real session.
 	failed bool
+	// cookieKey is the storage key the request's cookie names when its row
+	// could not be loaded (failed) or decoded: deleting the session deletes
+	// that row, so a sign-out is not lost.
+	cookieKey string
 	// cookie is a cookie value carrying id, signed with the current key
 	// within touchAfter, that Save may send again instead of signing; ""
 	// when there is none.

@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -147,12 +148,13 @@ func WithBackend(b Backend) Option {
 }
 
 // WithTTL sets how long a session lives when its cookie has no MaxAge, and
-// the default cookie MaxAge. It must be at least one second. Default
-// DefaultTTL (14 days).
+// the default cookie MaxAge. It must be at least one second and at most 400
+// days, the longest cookie lifetime browsers keep. Default DefaultTTL (14
+// days).
 func WithTTL(d time.Duration) Option {
 	return func(s *settings) error {
-		if d < time.Second {
-			return fmt.Errorf("%w: TTL %v must be at least 1s", ErrInvalidOption, d)
+		if d < time.Second || d > maxCookieAge*time.Second {
+			return fmt.Errorf("%w: TTL %v must be from 1s to 400 days", ErrInvalidOption, d)
 		}
 		s.ttl = d
 		return nil
@@ -175,7 +177,11 @@ func WithCleanupInterval(d time.Duration) Option {
 // WithTouchAfter sets how long an unchanged session goes without being
 // written: within it, Save of an unchanged session makes no DynamoDB call;
 // after it, Save only extends the expiry. 0 extends the expiry on every
-// Save. Default DefaultTouchAfter (10 seconds).
+// Save. It must be at most half the session lifetime (the default cookie
+// MaxAge, or the TTL), or NewStore fails: a session then still lives at
+// least half its lifetime after its last request. For a session whose own
+// MaxAge is shorter, Save applies at most half that session's lifetime.
+// Default DefaultTouchAfter (10 seconds).
 func WithTouchAfter(d time.Duration) Option {
 	return func(s *settings) error {
 		if d < 0 {
@@ -249,7 +255,9 @@ func WithCodecs(codecs ...securecookie.Codec) Option {
 }
 
 // WithCookieOptions sets the default cookie options of new sessions.
-// Default: Path "/", HttpOnly, SameSite Lax, MaxAge the TTL in seconds.
+// Default: Path "/", HttpOnly, SameSite Lax, MaxAge the TTL in seconds. A
+// MaxAge over 400 days (the longest cookie lifetime browsers keep) is an
+// error.
 func WithCookieOptions(o sessions.Options) Option {
 	return func(s *settings) error { s.cookie = &o; return nil }
 }
@@ -357,6 +365,9 @@ func NewStore(ctx context.Context, table string, opts ...Option) (*Store, error)
 	if cfg.cookie != nil {
 		cookie = *cfg.cookie
 	}
+	if err := validateAges(cookie.MaxAge, cfg.ttl, cfg.touchAfter); err != nil {
+		return nil, err
+	}
 	s := &Store{
 		Options:    &cookie,
 		backend:    cfg.backend,
@@ -371,6 +382,30 @@ func NewStore(ctx context.Context, table string, opts ...Option) (*Store, error)
 	s.MaxAge(cookie.MaxAge)
 	s.reaper = startReaper(s, cfg.cleanupInterval, cfg.reap)
 	return s, nil
+}
+
+// validateAges checks the default cookie MaxAge and the TTL against each
+// other and against touchAfter: a touchAfter longer than half the session
+// lifetime would let an active session expire between two writes.
+func validateAges(maxAge int, ttl, touchAfter time.Duration) error {
+	if maxAge > maxCookieAge {
+		return fmt.Errorf("%w: cookie MaxAge %ds is over 400 days, the longest cookie lifetime browsers keep", ErrInvalidOption, maxAge)
+	}
+	for _, age := range []struct {
+		name string
+		d    time.Duration
+	}{{"cookie MaxAge", lifetime(maxAge, ttl)}, {"TTL", ttl}} {
+		if touchAfter > age.d/2 {
+			return fmt.Errorf("%w: touchAfter %v must be at most half the %s %v, or an active session can expire between writes", ErrInvalidOption, touchAfter, age.name, age.d)
+		}
+	}
+	return nil
+}
+
+// touchWithin returns the touch interval of a session that lives life after
+// each write: touchAfter, but at most half of life.
+func (s *Store) touchWithin(life time.Duration) time.Duration {
+	return min(s.touchAfter, life/2)
 }
 
 // newDynamoDBBackend builds the default backend from the settings, making
@@ -443,16 +478,14 @@ func loopback(endpoint string) bool {
 }
 
 // MaxAge sets the default MaxAge of new sessions' cookies and keeps the
-// cookie signatures in step: a signed cookie older than the session
-// lifetime (maxAge, or the TTL for browser-session cookies) is refused.
-// Call it before the Store is used.
+// cookie signatures in step: a signed cookie older than its session's
+// lifetime (its row's, or for a session no longer stored the default: age,
+// or the TTL for browser-session cookies) is refused with ErrInvalidCookie.
+// A MaxAge over 400 days counts as 400 days. Call it before the Store is
+// used.
 func (s *Store) MaxAge(age int) {
 	s.Options.MaxAge = age
-	if age > 0 {
-		s.codec.setMaxAge(age)
-	} else {
-		s.codec.setMaxAge(int(s.ttl / time.Second))
-	}
+	s.codec.setMaxAge(int(lifetime(age, s.ttl) / time.Second))
 }
 
 // Get returns the named session of the request, loading it at most once per
@@ -467,7 +500,15 @@ func (s *Store) Get(r *http.Request, name string) (*sessions.Session, error) {
 // cannot be decoded (ErrDecode) or a failed read returns a new, empty
 // session together with the error; for a failed read, Save then refuses
 // that session (ErrLoadFailed), so the user's real session is never
-// overwritten. Every call to DynamoDB uses r.Context().
+// overwritten. Deleting such a session (Save with MaxAge < 0, or Delete)
+// still deletes the row the request's cookie names, so a sign-out is never
+// lost.
+//
+// A cookie signed longer ago than its session's lifetime (the row's expiry
+// minus its last write, plus the touch interval) is refused with
+// ErrInvalidCookie even while the row lives, so an old copy of a cookie
+// stops working as it would have expired in the browser. Every call to
+// DynamoDB uses r.Context().
 func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 	sess, err := s.load(r, name)
 	return sess, s.counters.countErr(err)
@@ -491,21 +532,29 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, error) {
 	}
 	rec, err := s.backend.Get(r.Context(), key, s.now())
 	if errors.Is(err, ErrNotFound) {
+		if s.signedOutside(c.Value, lifetime(s.Options.MaxAge, s.ttl)) {
+			return sess, fmt.Errorf("%w: signed longer ago than the session lifetime", ErrInvalidCookie)
+		}
 		s.counters.misses.Add(1)
 		return sess, nil
 	}
 	if errors.Is(err, ErrDecode) {
 		s.log.WarnContext(r.Context(), "dynamostore: stored session cannot be decoded", "session", name, "error", err)
+		setState(r, sess, loadState{cookieKey: key})
 		return sess, err
 	}
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "dynamostore: loading session failed", "session", name, "error", err)
-		setState(r, sess, loadState{failed: true})
+		setState(r, sess, loadState{failed: true, cookieKey: key})
 		return sess, err
+	}
+	if !rec.Modified.IsZero() && s.signedOutside(c.Value, rec.Expires.Sub(rec.Modified)) {
+		return sess, fmt.Errorf("%w: signed longer ago than its session's lifetime", ErrInvalidCookie)
 	}
 	if err := s.serializer.Deserialize(rec.Data, sess.Values); err != nil {
 		clear(sess.Values)
 		s.log.WarnContext(r.Context(), "dynamostore: stored session cannot be decoded", "session", name, "error", err)
+		setState(r, sess, loadState{cookieKey: key})
 		return sess, err
 	}
 	sess.ID = id
@@ -515,9 +564,23 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, error) {
 	return sess, nil
 }
 
+// signedOutside reports whether the verified cookie value was signed longer
+// ago than a session living life after each write can have been sent: life
+// plus its touch interval, within which a signature is sent again. It is
+// false when the value's signing time cannot be read.
+func (s *Store) signedOutside(value string, life time.Duration) bool {
+	signed, ok := s.codec.signedAt(value)
+	return ok && time.Since(time.Unix(signed, 0)) > life+s.touchWithin(life)
+}
+
 // Save writes the session and sets its cookie.
 //
-//   - MaxAge < 0 deletes the row and expires the cookie.
+//   - MaxAge < 0 deletes the row and expires the cookie. When the request's
+//     load failed (ErrLoadFailed, ErrDecode), the row the request's cookie
+//     names is deleted; if that fails too, the error wraps ErrLoadFailed
+//     and the cookie is left as it is.
+//   - A MaxAge over 400 days counts as 400 days, the longest cookie lifetime
+//     browsers keep.
 //   - A new session gets a fresh ID and is written only if no row has its
 //     key (attribute_not_exists).
 //   - A loaded session whose values and MaxAge did not change makes no
@@ -544,9 +607,17 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 	}
 	ctx := r.Context()
 	name := sess.Name()
+	st, loaded := getState(r, sess)
 	if sess.Options.MaxAge < 0 {
+		key := st.cookieKey
 		if sess.ID != "" {
-			if err := s.backend.Delete(ctx, storageKey(sess.ID), s.now()); err != nil && !errors.Is(err, ErrNotFound) {
+			key = st.storageKey(sess.ID)
+		}
+		if key != "" {
+			if err := s.backend.Delete(ctx, key, s.now()); err != nil && !errors.Is(err, ErrNotFound) {
+				if st.failed {
+					return fmt.Errorf("%w: deleting the session: %w", ErrLoadFailed, err)
+				}
 				return err
 			}
 			s.counters.deletes.Add(1)
@@ -555,7 +626,6 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 		http.SetCookie(w, sessions.NewCookie(name, "", sess.Options))
 		return nil
 	}
-	st, loaded := getState(r, sess)
 	if loaded && st.failed {
 		return ErrLoadFailed
 	}
@@ -564,7 +634,9 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 		return err
 	}
 	now := s.now()
-	rec := Record{Data: data, Expires: expiresAt(now, sess.Options.MaxAge, s.ttl), Modified: now, Owner: st.owner}
+	life := lifetime(sess.Options.MaxAge, s.ttl)
+	touchAfter := s.touchWithin(life)
+	rec := Record{Data: data, Expires: expiresAt(now, sess.Options.MaxAge, s.ttl), Modified: now, Owner: st.owner, ClearOwner: st.ownerSet && st.owner == ""}
 	if s.locking {
 		rec.Version = st.version + 1
 	}
@@ -585,7 +657,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 		sess.ID = id
 	case loaded && !st.ownerSet && st.maxAge == sess.Options.MaxAge && s.unchanged(data, st.data, sess.Values):
 		rec.Version = st.version
-		if s.touchAfter > 0 && now.Sub(st.modified) < s.touchAfter {
+		if touchAfter > 0 && now.Sub(st.modified) < touchAfter {
 			rec.Modified = st.modified
 			s.counters.skippedWrites.Add(1)
 			break
@@ -601,7 +673,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 		s.counters.updates.Add(1)
 	}
 	cookie := st.cookie
-	if cookie == "" || st.id != sess.ID {
+	if cookie == "" || st.id != sess.ID || touchAfter < s.touchAfter && !signedWithin(cookie, int(touchAfter/time.Second), time.Now()) {
 		// A value signed within touchAfter goes back as it came: its
 		// signature outlives the row's last write by at least the time the
 		// row's expiry may lag behind, as a fresh one would.
@@ -610,8 +682,19 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 		}
 	}
 	setState(r, sess, loadState{id: sess.ID, key: rec.Key, data: data, maxAge: sess.Options.MaxAge, modified: rec.Modified, version: rec.Version, owner: rec.Owner, cookie: cookie})
-	http.SetCookie(w, sessions.NewCookie(name, cookie, sess.Options))
+	http.SetCookie(w, sessions.NewCookie(name, cookie, cookieOptions(sess.Options)))
 	return nil
+}
+
+// cookieOptions returns o, or a copy of it with MaxAge cut to 400 days when
+// it is longer, so that the cookie's expiry never overflows.
+func cookieOptions(o *sessions.Options) *sessions.Options {
+	if o.MaxAge <= maxCookieAge {
+		return o
+	}
+	c := *o
+	c.MaxAge = maxCookieAge
+	return &c
 }
 
 // unchanged reports whether values, serialized as data, are the values
@@ -663,6 +746,10 @@ func (s *Store) Delete(r *http.Request, w http.ResponseWriter, sess *sessions.Se
 // regenerated it first, the new row is deleted again, the cookie is
 // expired, and Regenerate returns ErrSessionGone: a logout is never undone.
 // A session not yet saved is simply saved.
+//
+// When Regenerate fails otherwise, it leaves the session as it found it:
+// the old ID and row, no new cookie, and what Save needs to know of the
+// load, so the request may save the session as it is or try again.
 func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
 	oldID := sess.ID
 	if oldID == "" {
@@ -672,13 +759,34 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 	if st.failed {
 		return ErrLoadFailed
 	}
+	setCookies := slices.Clone(w.Header()["Set-Cookie"])
+	undo := func() {
+		sess.ID = oldID
+		setState(r, sess, st)
+		if setCookies == nil {
+			w.Header().Del("Set-Cookie")
+		} else {
+			w.Header()["Set-Cookie"] = setCookies
+		}
+	}
 	sess.ID = ""
 	setState(r, sess, loadState{owner: st.owner})
 	if err := s.Save(r, w, sess); err != nil {
-		sess.ID = oldID
+		undo()
 		return err
 	}
-	if err := s.backend.Delete(r.Context(), storageKey(oldID), s.now()); errors.Is(err, ErrNotFound) {
+	err := s.backend.Delete(r.Context(), storageKey(oldID), s.now())
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		// The old row may still be live: take the new one back, so that
+		// the request holds one session, as before the call.
+		newID := sess.ID
+		undo()
+		if derr := s.backend.Delete(r.Context(), storageKey(newID), s.now()); derr != nil && !errors.Is(derr, ErrNotFound) {
+			s.log.WarnContext(r.Context(), "dynamostore: a regenerated session could not be taken back; no cookie names it, and it expires", "session", sess.Name(), "error", derr)
+		}
+		return s.counters.countErr(fmt.Errorf("dynamostore: deleting the old session after regenerating its ID: %w", err))
+	}
+	if errors.Is(err, ErrNotFound) {
 		if err := s.backend.Delete(r.Context(), storageKey(sess.ID), s.now()); err != nil && !errors.Is(err, ErrNotFound) {
 			return s.counters.countErr(fmt.Errorf("dynamostore: deleting the new session of a session ended meanwhile: %w", err))
 		}
@@ -687,8 +795,6 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 		sess.ID = ""
 		http.SetCookie(w, sessions.NewCookie(sess.Name(), "", &sessions.Options{Path: sess.Options.Path, Domain: sess.Options.Domain, MaxAge: -1}))
 		return s.counters.countErr(fmt.Errorf("%w: regenerating its ID", ErrSessionGone))
-	} else if err != nil {
-		return s.counters.countErr(fmt.Errorf("dynamostore: deleting the old session after regenerating its ID: %w", err))
 	}
 	s.counters.deletes.Add(1)
 	return nil
@@ -697,8 +803,10 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 // SetOwner records that the session belongs to owner (a user ID, say), so
 // that RevokeOwner can later end every session of that user. Call it at
 // sign-in, before Save, with the request the session was loaded with; the
-// next Save writes it. The owner is stored in clear in AttrOwner, and needs
-// the owner index (TableOptions.OwnerIndex) for RevokeOwner.
+// next Save writes it. An empty owner removes the stored one, so that
+// RevokeOwner no longer ends the session. The owner is stored in clear in
+// AttrOwner, and needs the owner index (TableOptions.OwnerIndex) for
+// RevokeOwner.
 func (s *Store) SetOwner(r *http.Request, sess *sessions.Session, owner string) {
 	st, _ := getState(r, sess)
 	st.owner = owner
