@@ -261,7 +261,7 @@ func (b *DynamoDBBackend) Get(ctx context.Context, key string, now time.Time) (R
 		ConsistentRead: b.consistentRead,
 	})
 	if err != nil {
-		return Record{}, fmt.Errorf("dynamostore: GetItem: %w", err)
+		return Record{}, callError("GetItem", "loading session", err)
 	}
 	if out.Item == nil {
 		return Record{}, ErrNotFound
@@ -349,6 +349,7 @@ func (b *DynamoDBBackend) Put(ctx context.Context, rec Record, mode PutMode) err
 		return fmt.Errorf("%w: item would be %d bytes; DynamoDB's limit is %d", ErrTooLarge, size, MaxItemSize)
 	}
 	var err error
+	op := "PutItem"
 	switch mode {
 	case PutNew:
 		v := newWriteValues(rec.Key, rec.Data, rec.Expires.Unix(), rec.Modified.UnixMilli())
@@ -381,6 +382,7 @@ func (b *DynamoDBBackend) Put(ctx context.Context, rec Record, mode PutMode) err
 			return ErrExists
 		}
 	case PutExisting:
+		op = "UpdateItem"
 		f := flagsOf(rec)
 		e := &b.updates[f]
 		vals := make(map[string]types.AttributeValue, len(e.placeholders))
@@ -416,7 +418,7 @@ func (b *DynamoDBBackend) Put(ctx context.Context, rec Record, mode PutMode) err
 		return fmt.Errorf("%w: unknown PutMode %d", ErrInvalidOption, mode)
 	}
 	if err != nil {
-		return fmt.Errorf("dynamostore: writing session: %w", err)
+		return callError(op, "writing session", err)
 	}
 	return nil
 }
@@ -442,7 +444,7 @@ func (b *DynamoDBBackend) SetExpires(ctx context.Context, key string, expires, m
 		return ErrNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("dynamostore: updating session expiry: %w", err)
+		return callError("UpdateItem", "updating session expiry", err)
 	}
 	return nil
 }
@@ -462,7 +464,7 @@ func (b *DynamoDBBackend) Delete(ctx context.Context, key string, now time.Time)
 		return ErrNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("dynamostore: DeleteItem: %w", err)
+		return callError("DeleteItem", "deleting session", err)
 	}
 	return nil
 }
@@ -473,7 +475,7 @@ func (b *DynamoDBBackend) Delete(ctx context.Context, key string, now time.Time)
 func (b *DynamoDBBackend) whyRefused(ctx context.Context, rec Record) error {
 	item, err := b.readRefused(ctx, rec.Key)
 	if err != nil {
-		return fmt.Errorf("dynamostore: reading session after a refused update: %w", err)
+		return callError("GetItem", "reading session after a refused update", err)
 	}
 	if item == nil {
 		return ErrNotFound
@@ -517,7 +519,7 @@ func (b *DynamoDBBackend) DeleteOwner(ctx context.Context, owner string) (int, e
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return n, fmt.Errorf("dynamostore: querying sessions of an owner: %w", err)
+			return n, callError("Query", "querying sessions of an owner", err)
 		}
 		for _, item := range page.Items {
 			key, ok := item[AttrID].(*types.AttributeValueMemberS)

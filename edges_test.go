@@ -1,14 +1,19 @@
 package dynamostore
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/dynamostore/dynamostore/internal/dbtest"
 	"github.com/gorilla/sessions"
 )
@@ -358,5 +363,77 @@ func TestFailedRegenerateKeepsSession(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestThrottlingVisible: a throttled call's error and log line name the
+// operation and DynamoDB's reason, and Stats counts it.
+func TestThrottlingVisible(t *testing.T) {
+	clean := dbtest.Client(t)
+	table := dbtest.NewTable(t, clean)
+	var logs bytes.Buffer
+	fe := newFaultEnv(t, clean, table, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	c := fe.create(map[any]any{"n": 1})
+	fe.ft.arm("GetItem", faultPTEE, -1)
+	_, err := fe.faulty.Get(request(c), "s")
+	fe.ft.disarm()
+	var ptee *types.ProvisionedThroughputExceededException
+	if !errors.As(err, &ptee) {
+		t.Fatalf("Get = %v; want a ProvisionedThroughputExceededException", err)
+	}
+	for _, want := range []string{"GetItem", "throttled", "TableReadProvisionedThroughputExceeded", "table/sessions"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log %q does not say %q", logs.String(), want)
+		}
+	}
+	if n := fe.faulty.Stats().Throttled; n != 1 {
+		t.Errorf("Stats().Throttled = %d; want 1", n)
+	}
+
+	r := request(c)
+	sess, err := fe.faulty.Get(r, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess.Values["n"] = 2
+	fe.ft.arm("UpdateItem", faultPTEE, -1)
+	err = sess.Save(r, httptest.NewRecorder())
+	fe.ft.disarm()
+	for _, want := range []string{"UpdateItem", "throttled", "TableWriteProvisionedThroughputExceeded"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Save error %v does not say %q", err, want)
+		}
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log %q does not say %q", logs.String(), want)
+		}
+	}
+	if n := fe.faulty.Stats().Throttled; n != 2 {
+		t.Errorf("Stats().Throttled = %d; want 2", n)
+	}
+}
+
+// TestClientPool: the client the Store builds keeps enough idle
+// connections for concurrent requests; a client sized by its user is kept.
+func TestClientPool(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		in   aws.HTTPClient
+		want int
+	}{
+		{"none", nil, maxIdleConns},
+		{"SDK default", awshttp.NewBuildableClient(), maxIdleConns},
+		{"sized by the user", awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.MaxIdleConnsPerHost = 7 }), 7},
+	} {
+		got, ok := sizePool(tt.in).(*awshttp.BuildableClient)
+		if !ok || got.GetTransport().MaxIdleConnsPerHost != tt.want {
+			t.Errorf("%s: MaxIdleConnsPerHost %d; want %d", tt.name, got.GetTransport().MaxIdleConnsPerHost, tt.want)
+		}
+	}
+	custom := &http.Client{}
+	if sizePool(custom) != custom {
+		t.Error("a client of the user's own type was replaced")
 	}
 }

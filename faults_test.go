@@ -172,8 +172,11 @@ func (ft *faultTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	case noFault:
 		return ft.base.RoundTrip(req)
 	case faultPTEE:
+		// As DynamoDB answers, with the reason.
 		return errorResponse(req, http.StatusBadRequest, "ProvisionedThroughputExceededException",
-			"The level of configured provisioned throughput for the table was exceeded."), nil
+			"The level of configured provisioned throughput for the table was exceeded.",
+			map[string]string{"reason": "Table" + map[bool]string{true: "Read", false: "Write"}[strings.Contains(op, "Get")] + "ProvisionedThroughputExceeded",
+				"resource": "arn:aws:dynamodb:us-east-1:000000000000:table/sessions"}), nil
 	case faultThrottling:
 		return errorResponse(req, http.StatusBadRequest, "ThrottlingException", "Rate of requests exceeds the allowed throughput."), nil
 	case fault500:
@@ -224,12 +227,17 @@ func connectionReset() error {
 	return &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
 }
 
-// errorResponse is a DynamoDB error answer in the awsJson1.0 protocol.
-func errorResponse(req *http.Request, status int, code, msg string) *http.Response {
-	body, _ := json.Marshal(map[string]string{
+// errorResponse is a DynamoDB error answer in the awsJson1.0 protocol,
+// with the throttling reasons given.
+func errorResponse(req *http.Request, status int, code, msg string, reasons ...map[string]string) *http.Response {
+	e := map[string]any{
 		"__type":  "com.amazonaws.dynamodb.v20120810#" + code,
 		"message": msg,
-	})
+	}
+	if len(reasons) > 0 {
+		e["ThrottlingReasons"] = reasons
+	}
+	body, _ := json.Marshal(e)
 	h := http.Header{}
 	h.Set("Content-Type", "application/x-amz-json-1.0")
 	h.Set("X-Amzn-Errortype", code)

@@ -25,6 +25,10 @@ type Stats struct {
 	// InvalidCookies, DecodeErrors, EncodeErrors and TooLarge count those
 	// errors; BackendErrors counts failed calls to DynamoDB or the Backend.
 	InvalidCookies, DecodeErrors, EncodeErrors, TooLarge, BackendErrors int64
+	// Throttled counts operations that failed because DynamoDB throttled
+	// them after the SDK's retries (they count in BackendErrors too, or
+	// for a failed sign-out after a failed load, only here).
+	Throttled int64
 	// ReapPasses counts reaper passes that ran, and ReapDeleted the rows
 	// they deleted.
 	ReapPasses, ReapDeleted int64
@@ -36,7 +40,7 @@ type counters struct {
 	creates, updates, touches, skippedWrites atomic.Int64
 	deletes, conflicts                       atomic.Int64
 	invalidCookies, decodeErrors, encodeErrs atomic.Int64
-	tooLarge, backendErrors                  atomic.Int64
+	tooLarge, backendErrors, throttled       atomic.Int64
 	reapPasses, reapDeleted                  atomic.Int64
 }
 
@@ -48,13 +52,30 @@ func (s *Store) Stats() Stats {
 		Creates: c.creates.Load(), Updates: c.updates.Load(), Touches: c.touches.Load(), SkippedWrites: c.skippedWrites.Load(),
 		Deletes: c.deletes.Load(), Conflicts: c.conflicts.Load(),
 		InvalidCookies: c.invalidCookies.Load(), DecodeErrors: c.decodeErrors.Load(), EncodeErrors: c.encodeErrs.Load(),
-		TooLarge: c.tooLarge.Load(), BackendErrors: c.backendErrors.Load(),
+		TooLarge: c.tooLarge.Load(), BackendErrors: c.backendErrors.Load(), Throttled: c.throttled.Load(),
 		ReapPasses: c.reapPasses.Load(), ReapDeleted: c.reapDeleted.Load(),
 	}
 }
 
+// backendFailure reports whether err is a failure of DynamoDB or the
+// Backend rather than one of the Store's own refusals.
+func backendFailure(err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, own := range []error{ErrInvalidCookie, ErrDecode, ErrEncode, ErrTooLarge, ErrSessionGone, ErrConflict, ErrLoadFailed, ErrInvalidOption} {
+		if errors.Is(err, own) {
+			return false
+		}
+	}
+	return true
+}
+
 // countErr counts err by kind and returns it unchanged.
 func (c *counters) countErr(err error) error {
+	if err != nil && isThrottle(err) {
+		c.throttled.Add(1)
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrInvalidCookie):

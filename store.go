@@ -27,6 +27,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -437,6 +438,7 @@ func newDynamoDBBackend(ctx context.Context, table string, cfg *settings) (*Dyna
 			return nil, fmt.Errorf("%w: no AWS region: use WithRegion, WithAWSConfig or WithClient, or set AWS_REGION", ErrInvalidOption)
 		}
 		client = dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
+			o.HTTPClient = sizePool(o.HTTPClient)
 			if cfg.endpoint != "" {
 				o.BaseEndpoint = aws.String(cfg.endpoint)
 			}
@@ -462,6 +464,31 @@ func newDynamoDBBackend(ctx context.Context, table string, cfg *settings) (*Dyna
 	}
 	return NewDynamoDBBackend(client, table, cfg.consistentRead)
 }
+
+// sizePool returns the SDK's default HTTP client c with room for
+// maxIdleConns idle connections to DynamoDB. The SDK keeps 10: under more
+// concurrent requests, each call beyond them opens a new connection (a TLS
+// handshake on AWS). Any other client, or one whose pool was sized
+// already, is returned as it is.
+func sizePool(c aws.HTTPClient) aws.HTTPClient {
+	switch bc := c.(type) {
+	case nil:
+		return sizePool(awshttp.NewBuildableClient())
+	case *awshttp.BuildableClient:
+		if bc.GetTransport().MaxIdleConnsPerHost != awshttp.DefaultHTTPTransportMaxIdleConnsPerHost {
+			return c
+		}
+		return bc.WithTransportOptions(func(tr *http.Transport) {
+			tr.MaxIdleConns = max(tr.MaxIdleConns, maxIdleConns)
+			tr.MaxIdleConnsPerHost = maxIdleConns
+		})
+	}
+	return c
+}
+
+// maxIdleConns is how many idle connections to DynamoDB the client the
+// Store builds keeps open, enough for that many concurrent requests.
+const maxIdleConns = 256
 
 // loopback reports whether endpoint is a URL on this machine, where only an
 // emulator such as DynamoDB Local can be.
@@ -597,7 +624,11 @@ func (s *Store) signedOutside(value string, life time.Duration) bool {
 // Errors wrap ErrEncode, ErrTooLarge, ErrSessionGone, ErrLoadFailed or the
 // SDK's error; on error no cookie is set.
 func (s *Store) Save(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
-	return s.counters.countErr(s.save(r, w, sess))
+	err := s.save(r, w, sess)
+	if backendFailure(err) {
+		s.log.ErrorContext(r.Context(), "dynamostore: saving session failed", "session", sess.Name(), "error", err)
+	}
+	return s.counters.countErr(err)
 }
 
 func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {

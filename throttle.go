@@ -1,0 +1,54 @@
+package dynamostore
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// callError wraps the error of the DynamoDB operation op, made to do what.
+// When DynamoDB throttled the call, the message says so and, where the
+// exception carries them, why: each ThrottlingReason (table or index, read
+// or write, and which limit: provisioned throughput, the account's
+// on-demand quota, a hot key range) and the resource it names.
+func callError(op, what string, err error) error {
+	if !isThrottle(err) {
+		return fmt.Errorf("dynamostore: %s (%s): %w", what, op, err)
+	}
+	if reasons := throttlingReasons(err); reasons != "" {
+		return fmt.Errorf("dynamostore: %s (%s) throttled: %s: %w", what, op, reasons, err)
+	}
+	return fmt.Errorf("dynamostore: %s (%s) throttled: %w", what, op, err)
+}
+
+// throttlingReasons returns the reasons a throttling exception in err's
+// chain gives, as "reason on resource" joined by "; ", or "".
+func throttlingReasons(err error) string {
+	var reasons []types.ThrottlingReason
+	var ptee *types.ProvisionedThroughputExceededException
+	var te *types.ThrottlingException
+	var rle *types.RequestLimitExceeded
+	switch {
+	case errors.As(err, &ptee):
+		reasons = ptee.ThrottlingReasons
+	case errors.As(err, &te):
+		reasons = te.ThrottlingReasons
+	case errors.As(err, &rle):
+		reasons = rle.ThrottlingReasons
+	}
+	parts := make([]string, 0, len(reasons))
+	for _, r := range reasons {
+		p := aws.ToString(r.Reason)
+		if p == "" {
+			continue
+		}
+		if res := aws.ToString(r.Resource); res != "" {
+			p += " on " + res
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, "; ")
+}
