@@ -234,9 +234,9 @@ type idCodec struct {
 	recentAge int
 	// touchAfter is the Store's touch interval in whole seconds.
 	touchAfter int
-	// fromPairs says the codecs were made from key pairs, so their values
-	// carry securecookie's signing time.
-	fromPairs bool
+	// timestamped says every codec is a *securecookie.SecureCookie, whose
+	// values carry their signing time.
+	timestamped bool
 }
 
 // newIDCodec builds the codecs from securecookie key pairs. The IDs travel as
@@ -244,6 +244,12 @@ type idCodec struct {
 func newIDCodec(keyPairs [][]byte, codecs []securecookie.Codec, touchAfter time.Duration) (*idCodec, error) {
 	c := &idCodec{codecs: codecs, touchAfter: int(touchAfter / time.Second)}
 	if len(codecs) > 0 {
+		c.timestamped = true
+		for _, codec := range codecs {
+			if _, ok := codec.(*securecookie.SecureCookie); !ok {
+				c.timestamped = false
+			}
+		}
 		return c, nil
 	}
 	if len(keyPairs) == 0 {
@@ -258,7 +264,7 @@ func newIDCodec(keyPairs [][]byte, codecs []securecookie.Codec, touchAfter time.
 		}
 	}
 	c.codecs = rawIDCodecs(keyPairs...)
-	c.fromPairs = true
+	c.timestamped = true
 	if c.touchAfter > 0 {
 		c.recent = rawIDCodecs(keyPairs[:min(2, len(keyPairs))]...)[0].(*securecookie.SecureCookie)
 	}
@@ -287,6 +293,12 @@ func (c *idCodec) setMaxAge(seconds int) {
 	limit := 0
 	if seconds > 0 {
 		limit = maxCookieAge + c.touchAfter
+		if !c.timestamped {
+			// The Store cannot read the signing time of such codecs'
+			// values, so it cannot check it against the row: they keep
+			// the default lifetime.
+			limit = seconds
+		}
 	}
 	for _, codec := range c.codecs {
 		if sc, ok := codec.(*securecookie.SecureCookie); ok {
@@ -304,10 +316,10 @@ func (c *idCodec) setMaxAge(seconds int) {
 }
 
 // signedAt returns when a value that decode verified was signed, in Unix
-// seconds. ok is false when the codecs were given rather than made from key
-// pairs, as their values need not carry securecookie's timestamp.
+// seconds. ok is false when a codec is not a *securecookie.SecureCookie, as
+// its values need not carry securecookie's timestamp.
 func (c *idCodec) signedAt(value string) (signed int64, ok bool) {
-	if !c.fromPairs {
+	if !c.timestamped {
 		return 0, false
 	}
 	return signingTime(value)

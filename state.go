@@ -13,10 +13,12 @@ import (
 // Save within one request: what was stored, so that Save can skip or shrink
 // its write when nothing changed.
 type loadState struct {
-	id       string    // the session ID the state is about
-	key      string    // its storage key
-	data     []byte    // serialized values as stored
-	maxAge   int       // the session's MaxAge when stored
+	id   string // the session ID the state is about
+	key  string // its storage key
+	data []byte // serialized values as stored
+	// life is the row's expiry minus its last write: the lifetime it was
+	// written with (0 when the row has no last-write time).
+	life     time.Duration
 	modified time.Time // when the row was last written
 	version  int64     // stored version, with optimistic locking
 	owner    string    // stored or newly set owner

@@ -395,7 +395,7 @@ func validateAges(maxAge int, ttl, touchAfter time.Duration) error {
 	for _, age := range []struct {
 		name string
 		d    time.Duration
-	}{{"cookie MaxAge", lifetime(maxAge, ttl)}, {"TTL", ttl}} {
+	}{{"TTL", ttl}, {"cookie MaxAge", lifetime(maxAge, ttl)}} {
 		if touchAfter > age.d/2 {
 			return fmt.Errorf("%w: touchAfter %v must be at most half the %s %v, or an active session can expire between writes", ErrInvalidOption, touchAfter, age.name, age.d)
 		}
@@ -575,7 +575,14 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, error) {
 		setState(r, sess, loadState{failed: true, cookieKey: key})
 		return sess, err
 	}
-	if !rec.Modified.IsZero() && s.signedOutside(c.Value, rec.Expires.Sub(rec.Modified)) {
+	// The row's expiry minus its last write is the lifetime it was written
+	// with; a row written elsewhere without a last-write time is taken to
+	// have the default one.
+	life := lifetime(s.Options.MaxAge, s.ttl)
+	if !rec.Modified.IsZero() {
+		life = rec.Expires.Sub(rec.Modified)
+	}
+	if s.signedOutside(c.Value, life) {
 		return sess, fmt.Errorf("%w: signed longer ago than its session's lifetime", ErrInvalidCookie)
 	}
 	if err := s.serializer.Deserialize(rec.Data, sess.Values); err != nil {
@@ -587,7 +594,7 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, error) {
 	sess.ID = id
 	sess.IsNew = false
 	s.counters.loads.Add(1)
-	setState(r, sess, loadState{id: id, key: key, data: rec.Data, maxAge: sess.Options.MaxAge, modified: rec.Modified, version: rec.Version, owner: rec.Owner, cookie: cookie})
+	setState(r, sess, loadState{id: id, key: key, data: rec.Data, life: life, modified: rec.Modified, version: rec.Version, owner: rec.Owner, cookie: cookie})
 	return sess, nil
 }
 
@@ -597,7 +604,10 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, error) {
 // false when the value's signing time cannot be read.
 func (s *Store) signedOutside(value string, life time.Duration) bool {
 	signed, ok := s.codec.signedAt(value)
-	return ok && time.Since(time.Unix(signed, 0)) > life+s.touchWithin(life)
+	// In whole seconds, as securecookie signs and checks: the timestamp
+	// is the signing time rounded down.
+	limit := (life + s.touchWithin(life) + time.Second - 1) / time.Second
+	return ok && time.Now().Unix()-signed > int64(limit)
 }
 
 // Save writes the session and sets its cookie.
@@ -610,9 +620,11 @@ func (s *Store) signedOutside(value string, life time.Duration) bool {
 //     browsers keep.
 //   - A new session gets a fresh ID and is written only if no row has its
 //     key (attribute_not_exists).
-//   - A loaded session whose values and MaxAge did not change makes no
+//   - A loaded session whose values and lifetime did not change makes no
 //     DynamoDB call within touchAfter of its last write, and only extends its
-//     expiry after that.
+//     expiry after that (or when its MaxAge gives it another lifetime than
+//     its row was written with). The lifetime compared is the row's, so a
+//     "remember me" MaxAge set again on every request costs no write.
 //   - Otherwise the row is updated only while it exists and has not
 //     expired: a session deleted by a concurrent request (a logout) is not
 //     brought back, and Save returns ErrSessionGone.
@@ -643,10 +655,16 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 		key := st.cookieKey
 		if sess.ID != "" {
 			key = st.storageKey(sess.ID)
+		} else if !loaded {
+			// Loaded through another request, or not at all: the cookie
+			// still names the row to delete.
+			key = s.cookieKey(r, name)
 		}
 		if key != "" {
 			if err := s.backend.Delete(ctx, key, s.now()); err != nil && !errors.Is(err, ErrNotFound) {
 				if st.failed {
+					s.counters.backendErrors.Add(1)
+					s.log.ErrorContext(ctx, "dynamostore: signing out failed; the session is still stored", "session", name, "error", err)
 					return fmt.Errorf("%w: deleting the session: %w", ErrLoadFailed, err)
 				}
 				return err
@@ -686,10 +704,20 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 		}
 		s.counters.creates.Add(1)
 		sess.ID = id
-	case loaded && !st.ownerSet && st.maxAge == sess.Options.MaxAge && s.unchanged(data, st.data, sess.Values):
+		if st.cookieKey != "" {
+			// The request's cookie named a row that could not be decoded:
+			// the new session replaces it, so an older cookie never loads
+			// it again, wherever it could be decoded.
+			if err := s.backend.Delete(ctx, st.cookieKey, now); err != nil && !errors.Is(err, ErrNotFound) {
+				s.log.WarnContext(ctx, "dynamostore: deleting the undecodable session a new one replaced failed; it expires", "session", name, "error", err)
+			}
+		}
+	case loaded && !st.ownerSet && s.unchanged(data, st.data, sess.Values):
 		rec.Version = st.version
-		if touchAfter > 0 && now.Sub(st.modified) < touchAfter {
-			rec.Modified = st.modified
+		// The row keeps its expiry when it was written with this lifetime
+		// (whatever the MaxAge the request began with) within touchAfter.
+		if touchAfter > 0 && now.Sub(st.modified) < touchAfter && st.life >= life && st.life < life+2*time.Second {
+			rec.Modified, rec.Expires = st.modified, st.modified.Add(st.life)
 			s.counters.skippedWrites.Add(1)
 			break
 		}
@@ -712,9 +740,23 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 			return err
 		}
 	}
-	setState(r, sess, loadState{id: sess.ID, key: rec.Key, data: data, maxAge: sess.Options.MaxAge, modified: rec.Modified, version: rec.Version, owner: rec.Owner, cookie: cookie})
+	setState(r, sess, loadState{id: sess.ID, key: rec.Key, data: data, life: rec.Expires.Sub(rec.Modified), modified: rec.Modified, version: rec.Version, owner: rec.Owner, cookie: cookie})
 	http.SetCookie(w, sessions.NewCookie(name, cookie, cookieOptions(sess.Options)))
 	return nil
+}
+
+// cookieKey returns the storage key the request's cookie of that name
+// names, or "" when it has none or it does not verify.
+func (s *Store) cookieKey(r *http.Request, name string) string {
+	c, err := r.Cookie(name)
+	if err != nil {
+		return ""
+	}
+	_, key, _, err := s.codec.decode(name, c.Value)
+	if err != nil {
+		return ""
+	}
+	return key
 }
 
 // cookieOptions returns o, or a copy of it with MaxAge cut to 400 days when
@@ -811,11 +853,16 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 		// The old row may still be live: take the new one back, so that
 		// the request holds one session, as before the call.
 		newID := sess.ID
+		// The delete may have landed: the next Save must not skip its
+		// write on the strength of a load that may no longer hold.
+		st.modified = time.Time{}
 		undo()
 		if derr := s.backend.Delete(r.Context(), storageKey(newID), s.now()); derr != nil && !errors.Is(derr, ErrNotFound) {
 			s.log.WarnContext(r.Context(), "dynamostore: a regenerated session could not be taken back; no cookie names it, and it expires", "session", sess.Name(), "error", derr)
 		}
-		return s.counters.countErr(fmt.Errorf("dynamostore: deleting the old session after regenerating its ID: %w", err))
+		err = fmt.Errorf("dynamostore: deleting the old session after regenerating its ID: %w", err)
+		s.log.ErrorContext(r.Context(), "dynamostore: regenerating session failed", "session", sess.Name(), "error", err)
+		return s.counters.countErr(err)
 	}
 	if errors.Is(err, ErrNotFound) {
 		if err := s.backend.Delete(r.Context(), storageKey(sess.ID), s.now()); err != nil && !errors.Is(err, ErrNotFound) {
@@ -858,6 +905,9 @@ func (s *Store) RevokeOwner(ctx context.Context, owner string) (int, error) {
 	}
 	n, err := ob.DeleteOwner(ctx, owner)
 	s.counters.deletes.Add(int64(n))
+	if err != nil {
+		s.log.ErrorContext(ctx, "dynamostore: revoking the sessions of an owner failed", "deleted", n, "error", err)
+	}
 	return n, s.counters.countErr(err)
 }
 
