@@ -199,12 +199,13 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("status --json: %v\n%s", err, r.stdout)
 	}
 	want := tableStatus{Table: table, Status: "ACTIVE", Billing: "PROVISIONED", ReadCapacity: 2, WriteCapacity: 3,
-		TTLStatus: "ENABLED", TTLAttribute: "exp", KeySchema: "HASH id (S)", ItemCount: st.ItemCount, SizeBytes: st.SizeBytes}
+		TTLStatus: "ENABLED", TTLAttribute: "exp", KeySchema: "HASH id (S)", ItemCount: st.ItemCount, SizeBytes: st.SizeBytes, Usable: true}
 	if fmt.Sprint(st) != fmt.Sprint(want) {
 		t.Errorf("status --json = %+v, want %+v", st, want)
 	}
 
-	// A table made by hand without TTL: status says what is wrong.
+	// A table made by hand without TTL: status says what is wrong, but
+	// the store can use the table (the reaper deletes expired rows).
 	bare := dbtest.NewTable(t, client)
 	r = cli(t, "", args([]string{"status"}, on(t, bare))...).ok(t)
 	if !strings.Contains(r.stdout, "problem:     TTL is off") {
@@ -212,6 +213,75 @@ func TestStatus(t *testing.T) {
 	}
 
 	cli(t, "", args([]string{"status"}, on(t, table+"-missing"))...).fails(t, exitFail, "not found")
+}
+
+// TestWrongTableSchema: create-table refuses an existing table the store
+// cannot use, and status reports it and exits with status 1.
+func TestWrongTableSchema(t *testing.T) {
+	dbtest.RequireTTL(t) // create-table enables TTL on a table it accepts
+	def := func(name string, typ types.ScalarAttributeType) types.AttributeDefinition {
+		return types.AttributeDefinition{AttributeName: aws.String(name), AttributeType: typ}
+	}
+	key := func(name string, kind types.KeyType) types.KeySchemaElement {
+		return types.KeySchemaElement{AttributeName: aws.String(name), KeyType: kind}
+	}
+	idS := def(dynamostore.AttrID, types.ScalarAttributeTypeS)
+	hashID := key(dynamostore.AttrID, types.KeyTypeHash)
+	tests := []struct {
+		name  string
+		in    dynamodb.CreateTableInput
+		owner bool // wrong for create-table only with --owner-index
+		want  string
+	}{
+		{"numeric id", dynamodb.CreateTableInput{
+			AttributeDefinitions: []types.AttributeDefinition{def(dynamostore.AttrID, types.ScalarAttributeTypeN)},
+			KeySchema:            []types.KeySchemaElement{hashID},
+		}, false, "has partition key id of type N, but the store needs the partition key \"id\" of type S alone; a table's key cannot be changed, so create a new table"},
+		{"key of another name", dynamodb.CreateTableInput{
+			AttributeDefinitions: []types.AttributeDefinition{def("pk", types.ScalarAttributeTypeS)},
+			KeySchema:            []types.KeySchemaElement{key("pk", types.KeyTypeHash)},
+		}, false, "has partition key pk of type S, but the store needs"},
+		{"sort key", dynamodb.CreateTableInput{
+			AttributeDefinitions: []types.AttributeDefinition{idS, def("sk", types.ScalarAttributeTypeN)},
+			KeySchema:            []types.KeySchemaElement{hashID, key("sk", types.KeyTypeRange)},
+		}, false, "has partition key id of type S and sort key sk of type N, but the store needs"},
+		{"owner index on another attribute", dynamodb.CreateTableInput{
+			AttributeDefinitions: []types.AttributeDefinition{idS, def("user", types.ScalarAttributeTypeS)},
+			KeySchema:            []types.KeySchemaElement{hashID},
+			GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
+				IndexName:  aws.String(dynamostore.OwnerIndexName),
+				KeySchema:  []types.KeySchemaElement{key("user", types.KeyTypeHash)},
+				Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
+			}},
+		}, true, "has an index owner-index on partition key user of type S, but RevokeOwner needs it on the partition key \"own\""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := dbtest.Client(t)
+			table := dbtest.CreateTable(t, client, tt.in)
+			create := args([]string{"create-table"}, on(t, table))
+			if tt.owner {
+				cli(t, "", create...).ok(t)
+				create = append(create, "--owner-index")
+			}
+			cli(t, "", create...).fails(t, exitFail, tt.want)
+
+			r := cli(t, "", args([]string{"status"}, on(t, table))...)
+			r.fails(t, exitFail, "the store cannot use this table: table "+table+" "+tt.want)
+			if !strings.Contains(r.stdout, "problem:     table "+table+" "+tt.want) {
+				t.Errorf("status output lacks the problem:\n%s", r.stdout)
+			}
+			r = cli(t, "", args([]string{"status", "--json"}, on(t, table))...)
+			r.fails(t, exitFail, tt.want)
+			var st tableStatus
+			if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+				t.Fatalf("status --json: %v\n%s", err, r.stdout)
+			}
+			if st.Usable || len(st.Problems) == 0 || !strings.Contains(st.Problems[0], tt.want) {
+				t.Errorf("status --json = %+v, want unusable with the problem first", st)
+			}
+		})
+	}
 }
 
 // seed writes expired and live session rows straight into table and
