@@ -11,7 +11,8 @@
 //
 //	create-table [table]  create the table (on-demand unless --read/--write), enable TTL, wait until ACTIVE
 //	status [table]        show the table's state, billing, TTL and approximate item count
-//	reap [table]          delete expired sessions in one reaper pass (--dry-run only counts them)
+//	reap [table]          delete sessions expired more than --grace (default 5m) ago in one reaper pass
+//	                      (--dry-run only counts them)
 //	delete <id|cookie|->  delete one session, given its ID or its signed cookie value
 //	revoke-owner <owner>  delete every session of one owner (needs the owner index)
 //
@@ -82,7 +83,7 @@ type command struct {
 var commands = []command{
 	{"create-table", "[table]", "create the table (on-demand unless --read/--write), enable TTL, wait until ACTIVE", setupCreateTable},
 	{"status", "[table]", "show the table's state, billing, TTL and approximate item count", setupStatus},
-	{"reap", "[table]", "delete expired sessions in one reaper pass (--dry-run only counts them)", setupReap},
+	{"reap", "[table]", "delete sessions expired more than --grace (default 5m) ago in one reaper pass (--dry-run only counts them)", setupReap},
 	{"delete", "<session-id|cookie-value|->", "delete one session, given its ID or its signed cookie value", setupDelete},
 	{"revoke-owner", "<owner|->", "delete every session of one owner (see Store.SetOwner; needs the owner index)", setupRevokeOwner},
 }

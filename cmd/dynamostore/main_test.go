@@ -95,6 +95,7 @@ func TestUsage(t *testing.T) {
 		{"revoke-owner with empty owner", []string{"revoke-owner", "--table", "t", "-"}, exitUsage, "", "empty owner"},
 		{"negative capacity", []string{"create-table", "--table", "t", "--read", "-1"}, exitUsage, "", "must not be negative"},
 		{"negative rate", []string{"reap", "--table", "t", "--rate", "-1"}, exitUsage, "", "--rate"},
+		{"negative grace", []string{"reap", "--table", "t", "--grace", "-1s"}, exitUsage, "", "--grace must not be negative"},
 		{"segments in dry run", []string{"reap", "--table", "t", "--dry-run", "--segments", "2"}, exitUsage, "", "--segments"},
 		{"delete without argument", []string{"delete", "--table", "t"}, exitUsage, "", "takes one argument"},
 		{"cookie without key", []string{"delete", "--table", "t", "not-an-id"}, exitUsage, "", "needs the hash key"},
@@ -404,6 +405,64 @@ func TestReapText(t *testing.T) {
 		}
 	}
 	cli(t, "", args([]string{"reap"}, on(t, table+"-missing"))...).fails(t, exitFail, "not found")
+}
+
+// TestReapGrace: reap deletes, and its dry run counts, only the sessions
+// that expired longer than --grace ago (default 5 minutes), so that a
+// machine whose clock runs ahead spares sessions the app still serves.
+func TestReapGrace(t *testing.T) {
+	ages := []time.Duration{time.Minute, 4 * time.Minute, 6 * time.Minute, time.Hour, -time.Hour} // before now; negative: live
+	tests := []struct {
+		name  string
+		flags []string
+		grace time.Duration
+	}{
+		{"default", nil, 5 * time.Minute},
+		{"none", []string{"--grace", "0"}, 0},
+		{"two minutes", []string{"--grace", "2m"}, 2 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := dbtest.Client(t)
+			table := dbtest.NewTable(t, client)
+			now := time.Now()
+			keys := map[time.Duration]string{}
+			want := 0
+			for _, age := range ages {
+				keys[age] = dynamostore.StorageKey(rand.Text())
+				_, err := client.PutItem(t.Context(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
+					dynamostore.AttrID:      &types.AttributeValueMemberS{Value: keys[age]},
+					dynamostore.AttrExpires: &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(-age).Unix(), 10)},
+				}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if age > tt.grace {
+					want++
+				}
+			}
+			base := args(on(t, table), tt.flags)
+			r := cli(t, "", args([]string{"reap", "--dry-run"}, base)...).ok(t)
+			if !strings.Contains(r.stdout, fmt.Sprintf("expired:     %d (dry run", want)) || !strings.Contains(r.stdout, fmt.Sprintf("grace:       %v (", tt.grace)) {
+				t.Fatalf("dry run with grace %v does not count %d sessions:\n%s", tt.grace, want, r.stdout)
+			}
+			r = cli(t, "", args([]string{"reap", "--json"}, base)...).ok(t)
+			lines := strings.Split(strings.TrimSpace(r.stdout), "\n") // progress lines, then the report
+			var rep reapReport
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rep); err != nil {
+				t.Fatalf("reap --json: %v\n%s", err, r.stdout)
+			}
+			if rep.Deleted != want || rep.GraceSeconds != tt.grace.Seconds() {
+				t.Fatalf("reap with grace %v reported %+v, want %d deleted", tt.grace, rep, want)
+			}
+			left := keysIn(t, client, table)
+			for _, age := range ages {
+				if left[keys[age]] == (age > tt.grace) {
+					t.Errorf("session expired %v ago: kept %v, want %v", age, left[keys[age]], age <= tt.grace)
+				}
+			}
+		})
+	}
 }
 
 // session saves a new session through a Store signing with hashKey and
