@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -543,7 +545,7 @@ func TestDelete(t *testing.T) {
 			if tt.stdin != nil {
 				stdin = tt.stdin(id, cookie)
 			}
-			argv := args([]string{"delete"}, on(t, table), tt.argv(id, cookie))
+			argv := args([]string{"delete", "--yes"}, on(t, table), tt.argv(id, cookie))
 
 			r := cli(t, stdin, argv...).ok(t)
 			key := dynamostore.StorageKey(id)
@@ -558,9 +560,11 @@ func TestDelete(t *testing.T) {
 				t.Fatalf("after delete the table holds %v, want only the other session", got)
 			}
 
-			r = cli(t, stdin, argv...).ok(t)
-			if !strings.Contains(r.stdout, "no session stored under") {
-				t.Fatalf("deleting again printed %q, want that there is no such session", r.stdout)
+			// Again: there is no such session any more, which is a failure.
+			r = cli(t, stdin, argv...)
+			r.fails(t, exitFail, "no session stored under id="+key+" in table "+table)
+			if r.stdout != "" {
+				t.Fatalf("deleting again printed %q on stdout", r.stdout)
 			}
 		})
 	}
@@ -640,7 +644,7 @@ func TestRevokeOwner(t *testing.T) {
 		owned[dynamostore.StorageKey(sess.ID)] = owner
 	}
 
-	r = cli(t, "ada\n", args([]string{"revoke-owner"}, on(t, table), []string{"-"})...).ok(t)
+	r = cli(t, "ada\n", args([]string{"revoke-owner", "--yes"}, on(t, table), []string{"-"})...).ok(t)
 	if r.stdout != "deleted 2 sessions\n" {
 		t.Fatalf("revoke-owner printed %q, want 2 sessions deleted", r.stdout)
 	}
@@ -652,5 +656,128 @@ func TestRevokeOwner(t *testing.T) {
 	}
 
 	bare := dbtest.NewTable(t, client)
-	cli(t, "", args([]string{"revoke-owner"}, on(t, bare), []string{"ada"})...).fails(t, exitFail, "create-table --owner-index")
+	cli(t, "", args([]string{"revoke-owner", "--yes"}, on(t, bare), []string{"ada"})...).fails(t, exitFail, "create-table --owner-index")
+}
+
+// atTerminal runs the command as if standard input were a terminal on which
+// the user types stdin.
+func atTerminal(ctx context.Context, stdin io.Reader, args ...string) result {
+	var stdout, stderr bytes.Buffer
+	code := runWith(ctx, args, &env{stdin: bufio.NewReader(stdin), stdinTerminal: true, stdout: &stdout, stderr: &stderr})
+	return result{code, stdout.String(), stderr.String()}
+}
+
+// TestConfirm: delete and revoke-owner ask on a terminal unless --yes, act
+// only on a yes, and without a terminal refuse to run unless --yes.
+func TestConfirm(t *testing.T) {
+	dbtest.RequireTTL(t) // create-table enables TTL
+	client := dbtest.Client(t)
+	table := dbtest.TableName(t, client)
+	cli(t, "", args([]string{"create-table", "--owner-index"}, on(t, table))...).ok(t)
+	store, err := dynamostore.NewStore(context.Background(), table, dynamostore.WithClient(client),
+		dynamostore.WithKeyPairs(make([]byte, 32)), dynamostore.WithCleanupInterval(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	// newSession saves a session of owner and returns its ID.
+	newSession := func(owner string) string {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		sess, _ := store.New(req, "sid")
+		sess.Values["n"] = 1
+		store.SetOwner(req, sess, owner)
+		if err := sess.Save(req, httptest.NewRecorder()); err != nil {
+			t.Fatal(err)
+		}
+		return sess.ID
+	}
+
+	tests := []struct {
+		name     string
+		revoke   bool // revoke-owner rather than delete
+		terminal bool
+		yes      bool
+		fromIn   bool   // the argument is "-", read from standard input
+		answer   string // typed at the prompt
+		code     int
+		asked    bool
+		errLine  string // in the last line of stderr, when code != 0
+	}{
+		{"delete: y", false, true, false, false, "y\n", exitOK, true, ""},
+		{"delete: YES", false, true, false, false, "YES\n", exitOK, true, ""},
+		{"delete: n", false, true, false, false, "n\n", exitFail, true, "not confirmed: nothing deleted"},
+		{"delete: no answer", false, true, false, false, "", exitFail, true, "not confirmed: nothing deleted"},
+		{"delete: ID typed, then y", false, true, false, true, "y\n", exitOK, true, ""},
+		{"delete: --yes on a terminal", false, true, true, false, "", exitOK, false, ""},
+		{"delete: no terminal", false, false, false, false, "y\n", exitUsage, false, "standard input is not a terminal, so delete cannot ask for confirmation: pass --yes"},
+		{"delete: ID on a pipe", false, false, false, true, "", exitUsage, false, "pass --yes"},
+		{"revoke-owner: y", true, true, false, false, "y\n", exitOK, true, ""},
+		{"revoke-owner: owner typed, then y", true, true, false, true, "y\n", exitOK, true, ""},
+		{"revoke-owner: n", true, true, false, false, "no\n", exitFail, true, "not confirmed: nothing deleted"},
+		{"revoke-owner: no terminal", true, false, false, false, "y\n", exitUsage, false, "standard input is not a terminal, so revoke-owner cannot ask for confirmation: pass --yes"},
+		{"revoke-owner: --yes", true, false, true, false, "", exitOK, false, ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			owner := fmt.Sprintf("user-%d", i)
+			id := newSession(owner)
+			key := dynamostore.StorageKey(id)
+			cmd, target, question := "delete", id, fmt.Sprintf("delete the session stored under id=%s from table %s? [y/N] ", key, table)
+			if tt.revoke {
+				cmd, target, question = "revoke-owner", owner, fmt.Sprintf("delete every session of owner %q from table %s? [y/N] ", owner, table)
+			}
+			argv := args([]string{cmd}, on(t, table))
+			if tt.yes {
+				argv = append(argv, "--yes")
+			}
+			stdin := tt.answer
+			if tt.fromIn {
+				argv = append(argv, "-")
+				stdin = target + "\n" + stdin
+			} else {
+				argv = append(argv, "--", target)
+			}
+			var r result
+			if tt.terminal {
+				r = atTerminal(t.Context(), strings.NewReader(stdin), argv...)
+			} else {
+				r = cli(t, stdin, argv...)
+			}
+
+			if r.code != tt.code {
+				t.Fatalf("exit %d, want %d; stdout %q, stderr %q", r.code, tt.code, r.stdout, r.stderr)
+			}
+			if asked := strings.HasPrefix(r.stderr, question); asked != tt.asked {
+				t.Fatalf("stderr %q; asked %v, want %v (%q)", r.stderr, asked, tt.asked, question)
+			}
+			rest := strings.TrimPrefix(r.stderr, question)
+			if tt.code == exitOK {
+				if rest != "" {
+					t.Fatalf("stderr %q after the question", rest)
+				}
+			} else if !strings.Contains(rest, tt.errLine) || strings.Count(rest, "\n") != 1 {
+				t.Fatalf("stderr %q after the question, want one line containing %q", rest, tt.errLine)
+			}
+			if gone := !keysIn(t, client, table)[key]; gone != (tt.code == exitOK) {
+				t.Fatalf("session deleted: %v, want %v", gone, tt.code == exitOK)
+			}
+		})
+	}
+
+	t.Run("interrupted at the prompt", func(t *testing.T) {
+		id := newSession("user-interrupted")
+		in, typing := io.Pipe() // nobody types
+		defer typing.Close()
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan result, 1)
+		go func() { done <- atTerminal(ctx, in, args([]string{"delete"}, on(t, table), []string{"--", id})...) }()
+		cancel()
+		r := <-done
+		if r.code != exitFail || !strings.HasPrefix(r.stderr, "delete the session stored under") || !strings.Contains(r.stderr, "context canceled") {
+			t.Fatalf("exit %d, stderr %q; want a failure for the interruption", r.code, r.stderr)
+		}
+		if !keysIn(t, client, table)[dynamostore.StorageKey(id)] {
+			t.Fatal("an interrupted delete deleted the session")
+		}
+	})
 }
