@@ -66,7 +66,9 @@ type Backend interface {
 	// concurrent Deletes of a record exactly one succeeds.
 	Delete(ctx context.Context, key string, now time.Time) error
 	// DeleteExpired removes records that expired before now and reports
-	// what it did.
+	// what it did. The Store's reaper passes its clock's time less the
+	// reaper grace (WithReaperGrace), so that clock skew between the
+	// Store's instances is already allowed for.
 	DeleteExpired(ctx context.Context, now time.Time) (ReapStats, error)
 }
 

@@ -100,7 +100,7 @@ func TestCustomBackend(t *testing.T) {
 	if err != nil || again.Values["user"] != "ada" {
 		t.Fatalf("load through custom backend: %v %v", again.Values, err)
 	}
-	clock.Advance(2 * time.Minute)
+	clock.Advance(2*time.Minute + defaultReaperGrace)
 	st, err := s.Reap(context.Background())
 	if err != nil || st.Deleted != 1 || len(b.recs) != 0 {
 		t.Fatalf("Reap = %+v, %v", st, err)

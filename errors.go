@@ -6,7 +6,9 @@ import "errors"
 // error from the AWS SDK, so callers can match them with errors.Is.
 var (
 	// ErrInvalidOption is returned by NewStore when an option is missing or
-	// out of range.
+	// out of range, and by EnsureTable (so by NewStore with WithAutoCreate)
+	// when an existing table cannot serve the store: a wrong key schema,
+	// owner index or TTL attribute.
 	ErrInvalidOption = errors.New("dynamostore: invalid option")
 
 	// ErrInvalidCookie is returned by Get and New when the session cookie is

@@ -261,6 +261,10 @@ func ExampleStore_Reap() {
 		dynamostore.WithReaperRate(50, 25),
 		dynamostore.WithReaperLease(true),
 		dynamostore.WithReaperLeaseDuration(time.Minute),
+		// Rows are deleted 5 minutes after they expired (the default),
+		// so an instance whose clock runs ahead does not delete sessions
+		// the others still serve.
+		dynamostore.WithReaperGrace(5*time.Minute),
 		dynamostore.WithReapHook(func(st dynamostore.ReapStats, err error) {
 			// Export st as metrics here.
 		}),

@@ -121,6 +121,10 @@ const (
 	DefaultLeaseDuration = time.Minute
 )
 
+// defaultReaperGrace is the reaper's grace unless WithReaperGrace says
+// otherwise; see there why it is 5 minutes.
+const defaultReaperGrace = 5 * time.Minute
+
 // reapSettings holds the reaper's tuning options. The zero value is the
 // default configuration.
 type reapSettings struct {
@@ -131,6 +135,8 @@ type reapSettings struct {
 	batch         bool          // BatchWriteItem instead of conditional deletes
 	noLease       bool          // lease off
 	leaseDuration time.Duration // 0 means DefaultLeaseDuration
+	grace         time.Duration // when graceSet; otherwise defaultReaperGrace
+	graceSet      bool
 	hook          func(ReapStats, error)
 
 	// Seams for tests. Each is nil in production.
@@ -160,6 +166,15 @@ func (c *reapSettings) leaseTime() time.Duration {
 		return DefaultLeaseDuration
 	}
 	return c.leaseDuration
+}
+
+// cutoff returns the expiry before which a pass that starts at now
+// deletes rows: now less the grace.
+func (c *reapSettings) cutoff(now time.Time) time.Time {
+	if !c.graceSet {
+		return now.Add(-defaultReaperGrace)
+	}
+	return now.Add(-c.grace)
 }
 
 func (c *reapSettings) clock() waitClock {
@@ -233,9 +248,9 @@ func WithReaperPageSize(n int) Option {
 // its user is signed out. That cannot happen through this Store (an expired
 // session is never served or refreshed), but it can when other code writes
 // to the table, and with clocks that disagree by more than the time between
-// scan and delete. Use it only where that race cannot matter. Batch mode
-// needs about 25 times fewer calls and costs the same write units.
-// Default false: conditional deletes.
+// scan and delete plus the grace (WithReaperGrace). Use it only where that
+// race cannot matter. Batch mode needs about 25 times fewer calls and costs
+// the same write units. Default false: conditional deletes.
 func WithReaperBatchDelete(batch bool) Option {
 	return func(s *settings) error { s.reap.batch = batch; return nil }
 }
@@ -268,6 +283,35 @@ func WithReaperLeaseDuration(d time.Duration) Option {
 	}
 }
 
+// WithReaperGrace makes the reaper delete only rows that expired at least
+// d before its own clock's now, so that a Store whose clock runs ahead of
+// the others' does not delete sessions they still serve. It applies to
+// every pass: the reaper goroutine's and Reap's, in conditional and batch
+// mode alike (the Scan filter and the delete condition both compare the
+// expiry with now less d), and to a custom Backend, whose DeleteExpired
+// is given now less d.
+//
+// A session is never served after it expired, whatever the grace: every
+// load and write compares the expiry with the Store's now. The grace only
+// delays the deletion of expired rows, by d.
+//
+// d must not be negative. 0 deletes rows as soon as this Store's clock
+// says they expired: use it only when every clock that serves the table
+// is this one (a single process, or tests). Default 5 minutes: far more
+// than clocks kept by NTP drift apart (milliseconds), enough to cover a
+// host whose clock went unsynchronised for a while, and little next to
+// the reaper's own interval (5 minutes by default) and to how long
+// DynamoDB's TTL takes (days).
+func WithReaperGrace(d time.Duration) Option {
+	return func(s *settings) error {
+		if d < 0 {
+			return fmt.Errorf("%w: reaper grace %v must not be negative (0 for none)", ErrInvalidOption, d)
+		}
+		s.reap.grace, s.reap.graceSet = d, true
+		return nil
+	}
+}
+
 // WithReapHook calls f after every reaper pass, whether run by the
 // Store's reaper goroutine or by Reap, with the pass's statistics and its
 // error (nil on success), to export them as metrics. f runs on the
@@ -282,8 +326,9 @@ func WithReapHook(f func(ReapStats, error)) Option {
 	}
 }
 
-// Reap runs one reaper pass now, deleting rows that have expired, and
-// returns its statistics; it is for cron jobs and Lambdas as much as for
+// Reap runs one reaper pass now, deleting rows that expired more than the
+// grace (WithReaperGrace, default 5 minutes) ago, and returns its
+// statistics; it is for cron jobs and Lambdas as much as for
 // the Store's own reaper goroutine, and honours the reaper options. With
 // the lease on (the default), it does nothing and returns stats with
 // SkippedByLease set while another Store holds the lease or less than a
@@ -444,7 +489,7 @@ func (r *reaper) pass(ctx context.Context) (ReapStats, error) {
 		return pr.runPass(ctx, &passParams{cfg: &r.cfg, now: r.store.now, owner: r.owner, interval: r.interval, log: r.store.log})
 	}
 	start := time.Now()
-	st, err := r.store.backend.DeleteExpired(ctx, r.store.now())
+	st, err := r.store.backend.DeleteExpired(ctx, r.cfg.cutoff(r.store.now()))
 	if st.Duration == 0 {
 		st.Duration = time.Since(start)
 	}

@@ -39,13 +39,18 @@ const (
 
 // DeleteExpired implements Backend with one pass of the default settings,
 // without the fleet lease: a paginated Scan projecting only the key and
-// expiry, filtered to rows that expired before now, then one DeleteItem per
-// row, conditioned on the row still having expired before now, so that a
-// session refreshed in between is kept. The Store's Reap uses the reaper
-// options and the lease instead.
+// expiry, filtered to rows that expired more than the reaper's default
+// grace (5 minutes, see WithReaperGrace) before now, then one DeleteItem
+// per row, conditioned on the same, so that a session refreshed in between
+// is kept. The grace keeps a caller whose clock runs ahead from deleting
+// sessions that other instances still serve. The Store's Reap uses the
+// reaper options and the lease instead, and never calls DeleteExpired of a
+// *DynamoDBBackend; a Backend that wraps one and passes DeleteExpired on
+// is given now less the Store's grace, so the two graces add up.
 func (b *DynamoDBBackend) DeleteExpired(ctx context.Context, now time.Time) (ReapStats, error) {
 	start := time.Now()
-	st, err := b.sweep(ctx, now, &reapSettings{})
+	cfg := &reapSettings{}
+	st, err := b.sweep(ctx, cfg.cutoff(now), cfg)
 	st.Duration = time.Since(start)
 	return st, err
 }
@@ -59,7 +64,7 @@ func (b *DynamoDBBackend) runPass(ctx context.Context, p *passParams) (st ReapSt
 	start := time.Now()
 	defer func() { st.Duration = time.Since(start) }()
 	if p.cfg.noLease {
-		return b.sweep(ctx, p.now(), p.cfg)
+		return b.sweep(ctx, p.cfg.cutoff(p.now()), p.cfg)
 	}
 	l, err := newLease(b, p)
 	if err != nil {
@@ -73,7 +78,7 @@ func (b *DynamoDBBackend) runPass(ctx context.Context, p *passParams) (st ReapSt
 	passCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := l.keep(passCtx, cancel, p.cfg.renewTick)
-	st, err = b.sweep(passCtx, passStart, p.cfg)
+	st, err = b.sweep(passCtx, p.cfg.cutoff(passStart), p.cfg)
 	stop()
 	if cause := context.Cause(passCtx); err != nil && errors.Is(cause, ErrLeaseLost) {
 		err = fmt.Errorf("dynamostore: reaper pass stopped: %w", cause)
@@ -100,18 +105,18 @@ type sweeper struct {
 }
 
 // sweep scans the whole table, in parallel segments when configured, and
-// deletes every row that expired before now.
-func (b *DynamoDBBackend) sweep(ctx context.Context, now time.Time, cfg *reapSettings) (ReapStats, error) {
+// deletes every row that expired before cutoff (now less the grace).
+func (b *DynamoDBBackend) sweep(ctx context.Context, cutoff time.Time, cfg *reapSettings) (ReapStats, error) {
 	clock := cfg.clock()
-	nowAV := epochSeconds(now)
+	cutoffAV := epochSeconds(cutoff)
 	w := &sweeper{
 		b:       b,
 		cfg:     cfg,
 		clock:   clock,
 		reads:   newLimiter(cfg.readRate, clock),
 		writes:  newLimiter(cfg.writeRate, clock),
-		scanNow: map[string]types.AttributeValue{b.reapScan.ph("now"): nowAV},
-		delNow:  map[string]types.AttributeValue{b.reapDelete.ph("now"): nowAV},
+		scanNow: map[string]types.AttributeValue{b.reapScan.ph("now"): cutoffAV},
+		delNow:  map[string]types.AttributeValue{b.reapDelete.ph("now"): cutoffAV},
 	}
 	n := cfg.segmentCount()
 	if n == 1 {

@@ -57,6 +57,10 @@ func (f *fakeWait) pauses() []time.Duration {
 	return append([]time.Duration(nil), f.sleeps...)
 }
 
+// pastGrace is how long before now the expired rows of the reaper tests
+// expired: longer than the default grace, so that a pass deletes them.
+const pastGrace = defaultReaperGrace + time.Second
+
 // randomKey returns a storage key as the Store makes them.
 func randomKey() string { return storageKey(rand.Text()) }
 
@@ -309,7 +313,7 @@ func TestReapRefreshedAfterScan(t *testing.T) {
 			}
 			keep := e.save("s", map[any]any{"user": "ada"})
 			gone := e.save("s", map[any]any{"user": "bob"})
-			e.clock.Advance(DefaultTTL + time.Minute)
+			e.clock.Advance(DefaultTTL + pastGrace)
 			_, sess, err := e.load("s", keep)
 			if err != nil || !sess.IsNew {
 				t.Fatalf("expired session served: %v %v", sess.Values, err)
@@ -403,7 +407,7 @@ func TestReapFleetOnePassPerInterval(t *testing.T) {
 				}
 			}
 			for round := range 3 {
-				seedRows(t, client, table, 100, clock.Now().Add(-time.Second), 0)
+				seedRows(t, client, table, 100, clock.Now().Add(-pastGrace), 0)
 				fire()
 				stats, errs := passes.wait(t, n)
 				ran := 0
@@ -480,7 +484,7 @@ func TestReapLeaseHolderDies(t *testing.T) {
 	table := dbtest.NewTable(t, client)
 	clock := newFakeClock()
 	const rows, lease = 500, 30 * time.Second
-	seedRows(t, client, table, rows, clock.Now().Add(-time.Second), 0)
+	seedRows(t, client, table, rows, clock.Now().Add(-pastGrace), 0)
 
 	victim := &killSwitch{DynamoDBAPI: client}
 	a := newReapStore(t, victim, table, clock, WithReaperPageSize(100), WithReaperLeaseDuration(lease),
@@ -555,7 +559,7 @@ func TestReapLeaseRenewal(t *testing.T) {
 			table := dbtest.NewTable(t, client)
 			clock := newFakeClock()
 			const lease = 30 * time.Second
-			seedRows(t, client, table, 50, clock.Now().Add(-time.Second), 0)
+			seedRows(t, client, table, 50, clock.Now().Add(-pastGrace), 0)
 
 			renewTick := make(chan time.Time)
 			inScan, release := make(chan struct{}), make(chan struct{})
@@ -632,7 +636,7 @@ func TestReapCloseDuringPass(t *testing.T) {
 	client := dbtest.Client(t, func(o *dynamodb.Options) { o.HTTPClient = &http.Client{Transport: tr} })
 	table := dbtest.NewTable(t, client)
 	clock := newFakeClock()
-	seedRows(t, client, table, 200, clock.Now().Add(-time.Second), 0)
+	seedRows(t, client, table, 200, clock.Now().Add(-pastGrace), 0)
 
 	tick := make(chan time.Time)
 	inScan := make(chan struct{})
@@ -711,7 +715,7 @@ func TestReapRateCap(t *testing.T) {
 			client := dbtest.Client(t)
 			table := dbtest.NewTable(t, client)
 			clock := newFakeClock()
-			seedRows(t, client, table, tc.expired, clock.Now().Add(-time.Second), tc.valueSize)
+			seedRows(t, client, table, tc.expired, clock.Now().Add(-pastGrace), tc.valueSize)
 			seedRows(t, client, table, tc.live, clock.Now().Add(time.Hour), tc.valueSize)
 			wait := newFakeWait()
 			s := newReapStore(t, client, table, clock, WithReaperBatchDelete(tc.batch), WithReaperPageSize(tc.pageSize),
@@ -836,7 +840,7 @@ func TestReapThrottled(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if !tc.wantErr {
-				seedRows(t, e.client, e.table, 30, e.clock.Now().Add(-time.Second), 0)
+				seedRows(t, e.client, e.table, 30, e.clock.Now().Add(-pastGrace), 0)
 			}
 			api := &flaky{DynamoDBAPI: e.client, throttle: tc.throttle}
 			wait := newFakeWait()
@@ -884,7 +888,7 @@ func TestReapBatchUnprocessed(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			seedRows(t, e.client, e.table, tc.rows, e.clock.Now().Add(-time.Second), 0)
+			seedRows(t, e.client, e.table, tc.rows, e.clock.Now().Add(-pastGrace), 0)
 			api := &flaky{DynamoDBAPI: e.client, holdBack: tc.holdBack, keep: tc.keep}
 			wait := newFakeWait()
 			s := newReapStore(t, api, e.table, e.clock, WithReaperLease(false), WithReaperBatchDelete(true),

@@ -195,8 +195,9 @@ func WithTouchAfter(d time.Duration) Option {
 
 // WithAutoCreate makes NewStore create the table when it is missing and
 // enable TTL on it, through EnsureTable with opts (provisioned 5/5 read and
-// write units unless opts says otherwise). Default: off, and NewStore makes
-// no call to DynamoDB.
+// write units unless opts says otherwise). An existing table the store
+// cannot use (see EnsureTable) makes NewStore fail with an error wrapping
+// ErrInvalidOption. Default: off, and NewStore makes no call to DynamoDB.
 func WithAutoCreate(opts TableOptions) Option {
 	return func(s *settings) error {
 		if opts.ReadCapacity < 0 || opts.WriteCapacity < 0 {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/dynamostore/dynamostore/internal/tableschema"
 )
 
 // TableAPI is the part of *dynamodb.Client that EnsureTable uses.
@@ -45,7 +47,8 @@ type TableOptions struct {
 	// OwnerIndex adds the global secondary index OwnerIndexName on
 	// AttrOwner (keys only), which Store.RevokeOwner needs; on an existing
 	// table without it, EnsureTable adds it with UpdateTable and waits for
-	// it. Default false.
+	// it; an existing index of that name must be keyed on AttrOwner alone.
+	// Default false.
 	OwnerIndex bool
 }
 
@@ -54,6 +57,15 @@ type TableOptions struct {
 // native TTL on AttrExpires unless DescribeTimeToLive shows it enabled
 // already (UpdateTimeToLive may not be repeated within an hour). It is safe
 // to call on an existing table and from several processes at once.
+//
+// An existing table must have the partition key AttrID of type S alone,
+// and must not define any of the store's attributes with another type than
+// the store writes (as the key of an index, say); with opts.OwnerIndex, an
+// existing OwnerIndexName must be keyed on AttrOwner alone. Otherwise
+// EnsureTable changes nothing and returns an error wrapping
+// ErrInvalidOption that says what is wrong and how to fix it (a table's
+// key cannot be changed: the fix is a new table). The same goes for TTL
+// enabled on another attribute than AttrExpires.
 func EnsureTable(ctx context.Context, client TableAPI, table string, opts TableOptions) error {
 	if err := validTableName(table); err != nil {
 		return err
@@ -90,8 +102,15 @@ func EnsureTable(ctx context.Context, client TableAPI, table string, opts TableO
 		o.MinDelay = 200 * time.Millisecond
 		o.MaxDelay = 5 * time.Second
 	})
-	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)}, opts.WaitTimeout); err != nil {
+	d, err := w.WaitForOutput(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)}, opts.WaitTimeout)
+	if err != nil {
 		return fmt.Errorf("dynamostore: waiting for table %s: %w", table, err)
+	}
+	// The table may be one made by hand, or by another tool, before
+	// CreateTable was called: nothing is changed on a table the store
+	// cannot use.
+	if problems := tableschema.Problems(d.Table); len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalidOption, strings.Join(problems, "; "))
 	}
 	if opts.OwnerIndex {
 		if err := ensureOwnerIndex(ctx, client, table, opts); err != nil {
@@ -143,6 +162,9 @@ func ensureOwnerIndex(ctx context.Context, client TableAPI, table string, opts T
 			if aws.ToString(gsi.IndexName) == OwnerIndexName {
 				found, status = true, gsi.IndexStatus
 			}
+		}
+		if _, problem := tableschema.OwnerIndexProblem(d.Table); problem != "" {
+			return fmt.Errorf("%w: %s", ErrInvalidOption, problem)
 		}
 		switch {
 		case found && (status == types.IndexStatusActive || status == ""):

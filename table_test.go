@@ -3,12 +3,15 @@ package dynamostore
 import (
 	"context"
 	"errors"
+	"maps"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/dynamostore/dynamostore/internal/dbtest"
+	"github.com/dynamostore/dynamostore/internal/tableschema"
 )
 
 func TestEnsureTable(t *testing.T) {
@@ -128,5 +131,144 @@ func TestNewStoreMakesNoCallWithoutAutoCreate(t *testing.T) {
 	defer s.Close()
 	if n := total(calls.take()); n != 0 {
 		t.Fatalf("NewStore made %d calls", n)
+	}
+}
+
+func attrDef(name string, typ types.ScalarAttributeType) types.AttributeDefinition {
+	return types.AttributeDefinition{AttributeName: aws.String(name), AttributeType: typ}
+}
+
+// keys returns a key schema: the partition key, then the sort key if any.
+func keys(hash string, sort ...string) []types.KeySchemaElement {
+	k := []types.KeySchemaElement{{AttributeName: aws.String(hash), KeyType: types.KeyTypeHash}}
+	for _, s := range sort {
+		k = append(k, types.KeySchemaElement{AttributeName: aws.String(s), KeyType: types.KeyTypeRange})
+	}
+	return k
+}
+
+func gsi(name string, projection types.ProjectionType, k []types.KeySchemaElement) types.GlobalSecondaryIndex {
+	return types.GlobalSecondaryIndex{IndexName: aws.String(name), KeySchema: k, Projection: &types.Projection{ProjectionType: projection}}
+}
+
+// idS is the attribute definition of the store's key.
+var idS = attrDef(AttrID, types.ScalarAttributeTypeS)
+
+// badTables are layouts of existing tables that the store cannot use, and
+// what the error must say. With owner set, the layout is wrong only for
+// owner revocation (TableOptions.OwnerIndex).
+var badTables = []struct {
+	name  string
+	in    dynamodb.CreateTableInput
+	owner bool
+	want  string
+}{
+	{"numeric id", dynamodb.CreateTableInput{
+		AttributeDefinitions: []types.AttributeDefinition{attrDef(AttrID, types.ScalarAttributeTypeN)}, KeySchema: keys(AttrID),
+	}, false, "has partition key id of type N, but the store needs the partition key \"id\" of type S alone; a table's key cannot be changed, so create a new table"},
+	{"key of another name", dynamodb.CreateTableInput{
+		AttributeDefinitions: []types.AttributeDefinition{attrDef("pk", types.ScalarAttributeTypeS)}, KeySchema: keys("pk"),
+	}, false, "has partition key pk of type S, but the store needs"},
+	{"sort key", dynamodb.CreateTableInput{
+		AttributeDefinitions: []types.AttributeDefinition{idS, attrDef("sk", types.ScalarAttributeTypeS)}, KeySchema: keys(AttrID, "sk"),
+	}, false, "has partition key id of type S and sort key sk of type S, but the store needs"},
+	{"expiry indexed as a string", dynamodb.CreateTableInput{
+		AttributeDefinitions:   []types.AttributeDefinition{idS, attrDef(AttrExpires, types.ScalarAttributeTypeS)},
+		KeySchema:              keys(AttrID),
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{gsi("by-exp", types.ProjectionTypeKeysOnly, keys(AttrExpires))},
+	}, false, `defines attribute "exp" as type S (a key of index by-exp), but the store writes it as type N`},
+	{"numeric owner index", dynamodb.CreateTableInput{
+		AttributeDefinitions:   []types.AttributeDefinition{idS, attrDef(AttrOwner, types.ScalarAttributeTypeN)},
+		KeySchema:              keys(AttrID),
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{gsi(OwnerIndexName, types.ProjectionTypeKeysOnly, keys(AttrOwner))},
+	}, false, `defines attribute "own" as type N (a key of index owner-index), but the store writes it as type S`},
+	{"owner index on another attribute", dynamodb.CreateTableInput{
+		AttributeDefinitions:   []types.AttributeDefinition{idS, attrDef("user", types.ScalarAttributeTypeS)},
+		KeySchema:              keys(AttrID),
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{gsi(OwnerIndexName, types.ProjectionTypeKeysOnly, keys("user"))},
+	}, true, "has an index owner-index on partition key user of type S, but RevokeOwner needs it on the partition key \"own\" of type S alone; delete the index"},
+	{"owner index with a sort key", dynamodb.CreateTableInput{
+		AttributeDefinitions:   []types.AttributeDefinition{idS, attrDef(AttrOwner, types.ScalarAttributeTypeS), attrDef(AttrModified, types.ScalarAttributeTypeN)},
+		KeySchema:              keys(AttrID),
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{gsi(OwnerIndexName, types.ProjectionTypeAll, keys(AttrOwner, AttrModified))},
+	}, true, "has an index owner-index on partition key own of type S and sort key mod of type N, but RevokeOwner needs"},
+}
+
+// TestEnsureTableRejectsWrongSchema: EnsureTable and NewStore with
+// WithAutoCreate refuse an existing table the store cannot use, say why,
+// and change nothing on it.
+func TestEnsureTableRejectsWrongSchema(t *testing.T) {
+	dbtest.RequireTTL(t)
+	for _, tc := range badTables {
+		t.Run(tc.name, func(t *testing.T) {
+			client := dbtest.Client(t)
+			table := dbtest.CreateTable(t, client, tc.in)
+			ctx := context.Background()
+			opts := TableOptions{OnDemand: true, OwnerIndex: tc.owner}
+			err := EnsureTable(ctx, client, table, opts)
+			if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "table "+table+" ") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("EnsureTable = %v; want ErrInvalidOption naming the table and saying %q", err, tc.want)
+			}
+			s, err := NewStore(ctx, table, WithClient(client), WithKeyPairs(testHashKey), WithCleanupInterval(0), WithAutoCreate(opts))
+			if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), tc.want) {
+				_ = s.Close()
+				t.Fatalf("NewStore with WithAutoCreate = %v; want ErrInvalidOption saying %q", err, tc.want)
+			}
+			// Nothing was changed: no TTL, no index added.
+			ttl, err := client.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(table)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := ttl.TimeToLiveDescription; d != nil && d.TimeToLiveStatus != types.TimeToLiveStatusDisabled {
+				t.Fatalf("TTL %s on a table EnsureTable refused", d.TimeToLiveStatus)
+			}
+			d, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(d.Table.GlobalSecondaryIndexes) != len(tc.in.GlobalSecondaryIndexes) {
+				t.Fatalf("%d indexes on a table EnsureTable refused, want %d", len(d.Table.GlobalSecondaryIndexes), len(tc.in.GlobalSecondaryIndexes))
+			}
+			if tc.owner {
+				// Without owner revocation, the owner index is none of
+				// the store's business.
+				if err := EnsureTable(ctx, client, table, TableOptions{OnDemand: true}); err != nil {
+					t.Fatalf("EnsureTable without OwnerIndex: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// TestEnsureTableAcceptsOtherIndexes: indexes of the application's own
+// attributes, and an owner index projecting more than the keys, are fine.
+func TestEnsureTableAcceptsOtherIndexes(t *testing.T) {
+	dbtest.RequireTTL(t)
+	client := dbtest.Client(t)
+	table := dbtest.CreateTable(t, client, dynamodb.CreateTableInput{
+		AttributeDefinitions: []types.AttributeDefinition{idS, attrDef(AttrOwner, types.ScalarAttributeTypeS), attrDef("tenant", types.ScalarAttributeTypeN)},
+		KeySchema:            keys(AttrID),
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
+			gsi(OwnerIndexName, types.ProjectionTypeAll, keys(AttrOwner)),
+			gsi("by-tenant", types.ProjectionTypeKeysOnly, keys("tenant")),
+		},
+	})
+	if err := EnsureTable(context.Background(), client, table, TableOptions{OnDemand: true, OwnerIndex: true}); err != nil {
+		t.Fatalf("EnsureTable: %v", err)
+	}
+}
+
+// TestTableSchemaNames: the layout EnsureTable checks is the one the store
+// writes.
+func TestTableSchemaNames(t *testing.T) {
+	if tableschema.KeyAttr != AttrID || tableschema.OwnerAttr != AttrOwner || tableschema.OwnerIndex != OwnerIndexName {
+		t.Fatalf("tableschema names %q %q %q; the store's %q %q %q", tableschema.KeyAttr, tableschema.OwnerAttr, tableschema.OwnerIndex, AttrID, AttrOwner, OwnerIndexName)
+	}
+	want := map[string]types.ScalarAttributeType{
+		AttrID: types.ScalarAttributeTypeS, AttrValues: types.ScalarAttributeTypeB, AttrExpires: types.ScalarAttributeTypeN,
+		AttrModified: types.ScalarAttributeTypeN, AttrVersion: types.ScalarAttributeTypeN, AttrOwner: types.ScalarAttributeTypeS,
+	}
+	if !maps.Equal(tableschema.Attributes, want) {
+		t.Fatalf("tableschema.Attributes = %v, want %v", tableschema.Attributes, want)
 	}
 }

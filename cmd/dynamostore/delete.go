@@ -41,6 +41,7 @@ func setupDelete(fs *flag.FlagSet, e *env) func(context.Context, []string) error
 	fs.StringVar(&f.hashKeyFile, "hash-key-file", "", "`file` holding the cookie hash key, to verify a cookie value (default $"+hashKeyEnv+")")
 	fs.StringVar(&f.blockKeyFile, "block-key-file", "", "`file` holding the cookie block key, for encrypted cookies (default $"+blockKeyEnv+")")
 	fs.StringVar(&f.keyEncoding, "key-encoding", "hex", "how the keys are written: hex, base64 or raw")
+	yes := yesFlag(fs)
 	return func(ctx context.Context, args []string) error {
 		if len(args) != 1 {
 			return usagef("delete takes one argument: a session ID, a cookie value, or - to read it from standard input (write -- before one that begins with -)")
@@ -60,6 +61,9 @@ func setupDelete(fs *flag.FlagSet, e *env) func(context.Context, []string) error
 		if err != nil {
 			return err
 		}
+		if err := e.confirm(ctx, "delete", *yes, fmt.Sprintf("delete the session stored under %s=%s from table %s?", dynamostore.AttrID, key, table)); err != nil {
+			return err
+		}
 		client, err := e.client(ctx)
 		if err != nil {
 			return err
@@ -73,8 +77,7 @@ func setupDelete(fs *flag.FlagSet, e *env) func(context.Context, []string) error
 		var gone *types.ConditionalCheckFailedException
 		switch {
 		case errors.As(err, &gone):
-			fmt.Fprintf(e.stdout, "no session stored under %s=%s (already deleted or never saved)\n", dynamostore.AttrID, key)
-			return nil
+			return fmt.Errorf("no session stored under %s=%s in table %s (already deleted, or never saved)", dynamostore.AttrID, key, table)
 		case err != nil:
 			return tableError(table, err)
 		}
@@ -83,10 +86,10 @@ func setupDelete(fs *flag.FlagSet, e *env) func(context.Context, []string) error
 	}
 }
 
-// readLine reads the first line of r, for an argument too sensitive for
-// the command line.
-func readLine(r io.Reader) (string, error) {
-	line, err := bufio.NewReader(r).ReadString('\n')
+// readLine reads the next line of r, for an argument too sensitive for
+// the command line or the answer to a confirmation.
+func readLine(r *bufio.Reader) (string, error) {
+	line, err := r.ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", fmt.Errorf("reading standard input: %w", err)
 	}

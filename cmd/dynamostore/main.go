@@ -11,9 +11,10 @@
 //
 //	create-table [table]  create the table (on-demand unless --read/--write), enable TTL, wait until ACTIVE
 //	status [table]        show the table's state, billing, TTL and approximate item count
-//	reap [table]          delete expired sessions in one reaper pass (--dry-run only counts them)
-//	delete <id|cookie|->  delete one session, given its ID or its signed cookie value
-//	revoke-owner <owner>  delete every session of one owner (needs the owner index)
+//	reap [table]          delete sessions expired more than --grace (default 5m) ago in one reaper pass
+//	                      (--dry-run only counts them)
+//	delete <id|cookie|->  delete one session, given its ID or its signed cookie value (asks first unless --yes)
+//	revoke-owner <owner>  delete every session of one owner (needs the owner index; asks first unless --yes)
 //
 // Every command takes -h, and these flags:
 //
@@ -30,11 +31,17 @@
 // task role. When an endpoint is given and no credentials are configured,
 // static dummy credentials are used, which DynamoDB Local accepts.
 //
-// The exit status is 0 on success, 1 when the operation failed and 2 when
-// the command line was wrong. Errors are one line on standard error.
+// delete and revoke-owner ask for confirmation on the terminal before they
+// delete anything, unless --yes is given. When standard input is not a
+// terminal they never ask, and refuse to run without --yes.
+//
+// The exit status is 0 on success, 1 when the operation failed (delete
+// found no such session, a confirmation was declined) and 2 when the
+// command line was wrong. Errors are one line on standard error.
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -82,9 +89,9 @@ type command struct {
 var commands = []command{
 	{"create-table", "[table]", "create the table (on-demand unless --read/--write), enable TTL, wait until ACTIVE", setupCreateTable},
 	{"status", "[table]", "show the table's state, billing, TTL and approximate item count", setupStatus},
-	{"reap", "[table]", "delete expired sessions in one reaper pass (--dry-run only counts them)", setupReap},
-	{"delete", "<session-id|cookie-value|->", "delete one session, given its ID or its signed cookie value", setupDelete},
-	{"revoke-owner", "<owner|->", "delete every session of one owner (see Store.SetOwner; needs the owner index)", setupRevokeOwner},
+	{"reap", "[table]", "delete sessions expired more than --grace (default 5m) ago in one reaper pass (--dry-run only counts them)", setupReap},
+	{"delete", "<session-id|cookie-value|->", "delete one session, given its ID or its signed cookie value (asks first unless --yes)", setupDelete},
+	{"revoke-owner", "<owner|->", "delete every session of one owner (see Store.SetOwner; needs the owner index; asks first unless --yes)", setupRevokeOwner},
 }
 
 // usageError is a mistake on the command line: exit status 2.
@@ -99,6 +106,13 @@ func usagef(format string, args ...any) error {
 // run runs the command line args (without the program name) and returns the
 // exit status. It is main without the process: tests call it directly.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runWith(ctx, args, &env{stdin: bufio.NewReader(stdin), stdinTerminal: isTerminal(stdin), stdout: stdout, stderr: stderr})
+}
+
+// runWith is run with the standard streams in e, and whether standard
+// input is a terminal, which tests set as they need.
+func runWith(ctx context.Context, args []string, e *env) int {
+	stdout, stderr := e.stdout, e.stderr
 	if len(args) == 0 {
 		mainUsage(stderr)
 		return exitUsage
@@ -122,7 +136,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 	fs := flag.NewFlagSet("dynamostore "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
 	e.register(fs)
 	exec := cmd.setup(fs, e)
 	// The flag package would print the whole usage on any mistake; errors
@@ -187,7 +200,10 @@ func oneLine(err error) string {
 // env holds the flags every command takes and builds the DynamoDB client
 // from them.
 type env struct {
-	stdin          io.Reader
+	// stdin is read through one buffer, so that an argument read from it
+	// and the answer to a confirmation that follows are both there.
+	stdin          *bufio.Reader
+	stdinTerminal  bool // whether standard input is a terminal, where someone can confirm
 	stdout, stderr io.Writer
 
 	table    string

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -95,6 +97,7 @@ func TestUsage(t *testing.T) {
 		{"revoke-owner with empty owner", []string{"revoke-owner", "--table", "t", "-"}, exitUsage, "", "empty owner"},
 		{"negative capacity", []string{"create-table", "--table", "t", "--read", "-1"}, exitUsage, "", "must not be negative"},
 		{"negative rate", []string{"reap", "--table", "t", "--rate", "-1"}, exitUsage, "", "--rate"},
+		{"negative grace", []string{"reap", "--table", "t", "--grace", "-1s"}, exitUsage, "", "--grace must not be negative"},
 		{"segments in dry run", []string{"reap", "--table", "t", "--dry-run", "--segments", "2"}, exitUsage, "", "--segments"},
 		{"delete without argument", []string{"delete", "--table", "t"}, exitUsage, "", "takes one argument"},
 		{"cookie without key", []string{"delete", "--table", "t", "not-an-id"}, exitUsage, "", "needs the hash key"},
@@ -199,12 +202,13 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("status --json: %v\n%s", err, r.stdout)
 	}
 	want := tableStatus{Table: table, Status: "ACTIVE", Billing: "PROVISIONED", ReadCapacity: 2, WriteCapacity: 3,
-		TTLStatus: "ENABLED", TTLAttribute: "exp", KeySchema: "HASH id (S)", ItemCount: st.ItemCount, SizeBytes: st.SizeBytes}
+		TTLStatus: "ENABLED", TTLAttribute: "exp", KeySchema: "HASH id (S)", ItemCount: st.ItemCount, SizeBytes: st.SizeBytes, Usable: true}
 	if fmt.Sprint(st) != fmt.Sprint(want) {
 		t.Errorf("status --json = %+v, want %+v", st, want)
 	}
 
-	// A table made by hand without TTL: status says what is wrong.
+	// A table made by hand without TTL: status says what is wrong, but
+	// the store can use the table (the reaper deletes expired rows).
 	bare := dbtest.NewTable(t, client)
 	r = cli(t, "", args([]string{"status"}, on(t, bare))...).ok(t)
 	if !strings.Contains(r.stdout, "problem:     TTL is off") {
@@ -212,6 +216,75 @@ func TestStatus(t *testing.T) {
 	}
 
 	cli(t, "", args([]string{"status"}, on(t, table+"-missing"))...).fails(t, exitFail, "not found")
+}
+
+// TestWrongTableSchema: create-table refuses an existing table the store
+// cannot use, and status reports it and exits with status 1.
+func TestWrongTableSchema(t *testing.T) {
+	dbtest.RequireTTL(t) // create-table enables TTL on a table it accepts
+	def := func(name string, typ types.ScalarAttributeType) types.AttributeDefinition {
+		return types.AttributeDefinition{AttributeName: aws.String(name), AttributeType: typ}
+	}
+	key := func(name string, kind types.KeyType) types.KeySchemaElement {
+		return types.KeySchemaElement{AttributeName: aws.String(name), KeyType: kind}
+	}
+	idS := def(dynamostore.AttrID, types.ScalarAttributeTypeS)
+	hashID := key(dynamostore.AttrID, types.KeyTypeHash)
+	tests := []struct {
+		name  string
+		in    dynamodb.CreateTableInput
+		owner bool // wrong for create-table only with --owner-index
+		want  string
+	}{
+		{"numeric id", dynamodb.CreateTableInput{
+			AttributeDefinitions: []types.AttributeDefinition{def(dynamostore.AttrID, types.ScalarAttributeTypeN)},
+			KeySchema:            []types.KeySchemaElement{hashID},
+		}, false, "has partition key id of type N, but the store needs the partition key \"id\" of type S alone; a table's key cannot be changed, so create a new table"},
+		{"key of another name", dynamodb.CreateTableInput{
+			AttributeDefinitions: []types.AttributeDefinition{def("pk", types.ScalarAttributeTypeS)},
+			KeySchema:            []types.KeySchemaElement{key("pk", types.KeyTypeHash)},
+		}, false, "has partition key pk of type S, but the store needs"},
+		{"sort key", dynamodb.CreateTableInput{
+			AttributeDefinitions: []types.AttributeDefinition{idS, def("sk", types.ScalarAttributeTypeN)},
+			KeySchema:            []types.KeySchemaElement{hashID, key("sk", types.KeyTypeRange)},
+		}, false, "has partition key id of type S and sort key sk of type N, but the store needs"},
+		{"owner index on another attribute", dynamodb.CreateTableInput{
+			AttributeDefinitions: []types.AttributeDefinition{idS, def("user", types.ScalarAttributeTypeS)},
+			KeySchema:            []types.KeySchemaElement{hashID},
+			GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
+				IndexName:  aws.String(dynamostore.OwnerIndexName),
+				KeySchema:  []types.KeySchemaElement{key("user", types.KeyTypeHash)},
+				Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
+			}},
+		}, true, "has an index owner-index on partition key user of type S, but RevokeOwner needs it on the partition key \"own\""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := dbtest.Client(t)
+			table := dbtest.CreateTable(t, client, tt.in)
+			create := args([]string{"create-table"}, on(t, table))
+			if tt.owner {
+				cli(t, "", create...).ok(t)
+				create = append(create, "--owner-index")
+			}
+			cli(t, "", create...).fails(t, exitFail, tt.want)
+
+			r := cli(t, "", args([]string{"status"}, on(t, table))...)
+			r.fails(t, exitFail, "the store cannot use this table: table "+table+" "+tt.want)
+			if !strings.Contains(r.stdout, "problem:     table "+table+" "+tt.want) {
+				t.Errorf("status output lacks the problem:\n%s", r.stdout)
+			}
+			r = cli(t, "", args([]string{"status", "--json"}, on(t, table))...)
+			r.fails(t, exitFail, tt.want)
+			var st tableStatus
+			if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+				t.Fatalf("status --json: %v\n%s", err, r.stdout)
+			}
+			if st.Usable || len(st.Problems) == 0 || !strings.Contains(st.Problems[0], tt.want) {
+				t.Errorf("status --json = %+v, want unusable with the problem first", st)
+			}
+		})
+	}
 }
 
 // seed writes expired and live session rows straight into table and
@@ -336,6 +409,64 @@ func TestReapText(t *testing.T) {
 	cli(t, "", args([]string{"reap"}, on(t, table+"-missing"))...).fails(t, exitFail, "not found")
 }
 
+// TestReapGrace: reap deletes, and its dry run counts, only the sessions
+// that expired longer than --grace ago (default 5 minutes), so that a
+// machine whose clock runs ahead spares sessions the app still serves.
+func TestReapGrace(t *testing.T) {
+	ages := []time.Duration{time.Minute, 4 * time.Minute, 6 * time.Minute, time.Hour, -time.Hour} // before now; negative: live
+	tests := []struct {
+		name  string
+		flags []string
+		grace time.Duration
+	}{
+		{"default", nil, 5 * time.Minute},
+		{"none", []string{"--grace", "0"}, 0},
+		{"two minutes", []string{"--grace", "2m"}, 2 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := dbtest.Client(t)
+			table := dbtest.NewTable(t, client)
+			now := time.Now()
+			keys := map[time.Duration]string{}
+			want := 0
+			for _, age := range ages {
+				keys[age] = dynamostore.StorageKey(rand.Text())
+				_, err := client.PutItem(t.Context(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
+					dynamostore.AttrID:      &types.AttributeValueMemberS{Value: keys[age]},
+					dynamostore.AttrExpires: &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(-age).Unix(), 10)},
+				}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if age > tt.grace {
+					want++
+				}
+			}
+			base := args(on(t, table), tt.flags)
+			r := cli(t, "", args([]string{"reap", "--dry-run"}, base)...).ok(t)
+			if !strings.Contains(r.stdout, fmt.Sprintf("expired:     %d (dry run", want)) || !strings.Contains(r.stdout, fmt.Sprintf("grace:       %v (", tt.grace)) {
+				t.Fatalf("dry run with grace %v does not count %d sessions:\n%s", tt.grace, want, r.stdout)
+			}
+			r = cli(t, "", args([]string{"reap", "--json"}, base)...).ok(t)
+			lines := strings.Split(strings.TrimSpace(r.stdout), "\n") // progress lines, then the report
+			var rep reapReport
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rep); err != nil {
+				t.Fatalf("reap --json: %v\n%s", err, r.stdout)
+			}
+			if rep.Deleted != want || rep.GraceSeconds != tt.grace.Seconds() {
+				t.Fatalf("reap with grace %v reported %+v, want %d deleted", tt.grace, rep, want)
+			}
+			left := keysIn(t, client, table)
+			for _, age := range ages {
+				if left[keys[age]] == (age > tt.grace) {
+					t.Errorf("session expired %v ago: kept %v, want %v", age, left[keys[age]], age <= tt.grace)
+				}
+			}
+		})
+	}
+}
+
 // session saves a new session through a Store signing with hashKey and
 // blockKey, and returns its ID and cookie value.
 func session(t *testing.T, client *dynamodb.Client, table string, hashKey, blockKey []byte) (id, cookie string) {
@@ -414,7 +545,7 @@ func TestDelete(t *testing.T) {
 			if tt.stdin != nil {
 				stdin = tt.stdin(id, cookie)
 			}
-			argv := args([]string{"delete"}, on(t, table), tt.argv(id, cookie))
+			argv := args([]string{"delete", "--yes"}, on(t, table), tt.argv(id, cookie))
 
 			r := cli(t, stdin, argv...).ok(t)
 			key := dynamostore.StorageKey(id)
@@ -429,9 +560,11 @@ func TestDelete(t *testing.T) {
 				t.Fatalf("after delete the table holds %v, want only the other session", got)
 			}
 
-			r = cli(t, stdin, argv...).ok(t)
-			if !strings.Contains(r.stdout, "no session stored under") {
-				t.Fatalf("deleting again printed %q, want that there is no such session", r.stdout)
+			// Again: there is no such session any more, which is a failure.
+			r = cli(t, stdin, argv...)
+			r.fails(t, exitFail, "no session stored under id="+key+" in table "+table)
+			if r.stdout != "" {
+				t.Fatalf("deleting again printed %q on stdout", r.stdout)
 			}
 		})
 	}
@@ -511,7 +644,7 @@ func TestRevokeOwner(t *testing.T) {
 		owned[dynamostore.StorageKey(sess.ID)] = owner
 	}
 
-	r = cli(t, "ada\n", args([]string{"revoke-owner"}, on(t, table), []string{"-"})...).ok(t)
+	r = cli(t, "ada\n", args([]string{"revoke-owner", "--yes"}, on(t, table), []string{"-"})...).ok(t)
 	if r.stdout != "deleted 2 sessions\n" {
 		t.Fatalf("revoke-owner printed %q, want 2 sessions deleted", r.stdout)
 	}
@@ -523,5 +656,128 @@ func TestRevokeOwner(t *testing.T) {
 	}
 
 	bare := dbtest.NewTable(t, client)
-	cli(t, "", args([]string{"revoke-owner"}, on(t, bare), []string{"ada"})...).fails(t, exitFail, "create-table --owner-index")
+	cli(t, "", args([]string{"revoke-owner", "--yes"}, on(t, bare), []string{"ada"})...).fails(t, exitFail, "create-table --owner-index")
+}
+
+// atTerminal runs the command as if standard input were a terminal on which
+// the user types stdin.
+func atTerminal(ctx context.Context, stdin io.Reader, args ...string) result {
+	var stdout, stderr bytes.Buffer
+	code := runWith(ctx, args, &env{stdin: bufio.NewReader(stdin), stdinTerminal: true, stdout: &stdout, stderr: &stderr})
+	return result{code, stdout.String(), stderr.String()}
+}
+
+// TestConfirm: delete and revoke-owner ask on a terminal unless --yes, act
+// only on a yes, and without a terminal refuse to run unless --yes.
+func TestConfirm(t *testing.T) {
+	dbtest.RequireTTL(t) // create-table enables TTL
+	client := dbtest.Client(t)
+	table := dbtest.TableName(t, client)
+	cli(t, "", args([]string{"create-table", "--owner-index"}, on(t, table))...).ok(t)
+	store, err := dynamostore.NewStore(context.Background(), table, dynamostore.WithClient(client),
+		dynamostore.WithKeyPairs(make([]byte, 32)), dynamostore.WithCleanupInterval(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	// newSession saves a session of owner and returns its ID.
+	newSession := func(owner string) string {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		sess, _ := store.New(req, "sid")
+		sess.Values["n"] = 1
+		store.SetOwner(req, sess, owner)
+		if err := sess.Save(req, httptest.NewRecorder()); err != nil {
+			t.Fatal(err)
+		}
+		return sess.ID
+	}
+
+	tests := []struct {
+		name     string
+		revoke   bool // revoke-owner rather than delete
+		terminal bool
+		yes      bool
+		fromIn   bool   // the argument is "-", read from standard input
+		answer   string // typed at the prompt
+		code     int
+		asked    bool
+		errLine  string // in the last line of stderr, when code != 0
+	}{
+		{"delete: y", false, true, false, false, "y\n", exitOK, true, ""},
+		{"delete: YES", false, true, false, false, "YES\n", exitOK, true, ""},
+		{"delete: n", false, true, false, false, "n\n", exitFail, true, "not confirmed: nothing deleted"},
+		{"delete: no answer", false, true, false, false, "", exitFail, true, "not confirmed: nothing deleted"},
+		{"delete: ID typed, then y", false, true, false, true, "y\n", exitOK, true, ""},
+		{"delete: --yes on a terminal", false, true, true, false, "", exitOK, false, ""},
+		{"delete: no terminal", false, false, false, false, "y\n", exitUsage, false, "standard input is not a terminal, so delete cannot ask for confirmation: pass --yes"},
+		{"delete: ID on a pipe", false, false, false, true, "", exitUsage, false, "pass --yes"},
+		{"revoke-owner: y", true, true, false, false, "y\n", exitOK, true, ""},
+		{"revoke-owner: owner typed, then y", true, true, false, true, "y\n", exitOK, true, ""},
+		{"revoke-owner: n", true, true, false, false, "no\n", exitFail, true, "not confirmed: nothing deleted"},
+		{"revoke-owner: no terminal", true, false, false, false, "y\n", exitUsage, false, "standard input is not a terminal, so revoke-owner cannot ask for confirmation: pass --yes"},
+		{"revoke-owner: --yes", true, false, true, false, "", exitOK, false, ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			owner := fmt.Sprintf("user-%d", i)
+			id := newSession(owner)
+			key := dynamostore.StorageKey(id)
+			cmd, target, question := "delete", id, fmt.Sprintf("delete the session stored under id=%s from table %s? [y/N] ", key, table)
+			if tt.revoke {
+				cmd, target, question = "revoke-owner", owner, fmt.Sprintf("delete every session of owner %q from table %s? [y/N] ", owner, table)
+			}
+			argv := args([]string{cmd}, on(t, table))
+			if tt.yes {
+				argv = append(argv, "--yes")
+			}
+			stdin := tt.answer
+			if tt.fromIn {
+				argv = append(argv, "-")
+				stdin = target + "\n" + stdin
+			} else {
+				argv = append(argv, "--", target)
+			}
+			var r result
+			if tt.terminal {
+				r = atTerminal(t.Context(), strings.NewReader(stdin), argv...)
+			} else {
+				r = cli(t, stdin, argv...)
+			}
+
+			if r.code != tt.code {
+				t.Fatalf("exit %d, want %d; stdout %q, stderr %q", r.code, tt.code, r.stdout, r.stderr)
+			}
+			if asked := strings.HasPrefix(r.stderr, question); asked != tt.asked {
+				t.Fatalf("stderr %q; asked %v, want %v (%q)", r.stderr, asked, tt.asked, question)
+			}
+			rest := strings.TrimPrefix(r.stderr, question)
+			if tt.code == exitOK {
+				if rest != "" {
+					t.Fatalf("stderr %q after the question", rest)
+				}
+			} else if !strings.Contains(rest, tt.errLine) || strings.Count(rest, "\n") != 1 {
+				t.Fatalf("stderr %q after the question, want one line containing %q", rest, tt.errLine)
+			}
+			if gone := !keysIn(t, client, table)[key]; gone != (tt.code == exitOK) {
+				t.Fatalf("session deleted: %v, want %v", gone, tt.code == exitOK)
+			}
+		})
+	}
+
+	t.Run("interrupted at the prompt", func(t *testing.T) {
+		id := newSession("user-interrupted")
+		in, typing := io.Pipe() // nobody types
+		defer typing.Close()
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan result, 1)
+		go func() { done <- atTerminal(ctx, in, args([]string{"delete"}, on(t, table), []string{"--", id})...) }()
+		cancel()
+		r := <-done
+		if r.code != exitFail || !strings.HasPrefix(r.stderr, "delete the session stored under") || !strings.Contains(r.stderr, "context canceled") {
+			t.Fatalf("exit %d, stderr %q; want a failure for the interruption", r.code, r.stderr)
+		}
+		if !keysIn(t, client, table)[dynamostore.StorageKey(id)] {
+			t.Fatal("an interrupted delete deleted the session")
+		}
+	})
 }

@@ -26,7 +26,12 @@ type reapFlags struct {
 	noLease  bool
 	asJSON   bool
 	every    time.Duration
+	grace    time.Duration
 }
+
+// defaultGrace is the default of --grace: the reaper's own default grace
+// (see dynamostore.WithReaperGrace).
+const defaultGrace = 5 * time.Minute
 
 func setupReap(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 	var f reapFlags
@@ -37,6 +42,7 @@ func setupReap(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 	fs.BoolVar(&f.batch, "batch", false, "delete with BatchWriteItem, 25 rows a call, without the check that a row is still expired")
 	fs.BoolVar(&f.noLease, "no-lease", false, "run even when another reaper holds the table's reaper lease")
 	fs.BoolVar(&f.asJSON, "json", false, "print the statistics as a JSON object")
+	fs.DurationVar(&f.grace, "grace", defaultGrace, "delete (or, with --dry-run, count) only sessions that expired at least this `duration` ago, so that\na clock running ahead of the app's deletes no session the app still serves (0: none)")
 	fs.DurationVar(&f.every, "progress-interval", 10*time.Second, "when standard output is not a terminal, print a progress line this often\n(0: after every page)")
 	return func(ctx context.Context, args []string) error {
 		if err := f.check(); err != nil {
@@ -76,6 +82,7 @@ func setupReap(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 			return tableError(table, err)
 		}
 		rep.Table = table
+		rep.GraceSeconds = f.grace.Seconds()
 		_, rep.Expired, _ = p.counts()
 		return rep.print(e, f.asJSON)
 	}
@@ -93,6 +100,8 @@ func (f *reapFlags) check() error {
 		return usagef("--page-size must be from 1 to %d", math.MaxInt32)
 	case f.every < 0:
 		return usagef("--progress-interval must not be negative")
+	case f.grace < 0:
+		return usagef("--grace must not be negative (0 for none)")
 	}
 	return nil
 }
@@ -113,6 +122,9 @@ type reapReport struct {
 	Unprocessed    int     `json:"unprocessed"`
 	Segments       int     `json:"segments"`
 	Seconds        float64 `json:"seconds"`
+	// GraceSeconds is --grace: sessions that expired less long ago were
+	// neither deleted nor counted.
+	GraceSeconds float64 `json:"graceSeconds"`
 }
 
 func (r *reapReport) print(e *env, asJSON bool) error {
@@ -129,6 +141,7 @@ func (r *reapReport) print(e *env, asJSON bool) error {
 	line("table", r.Table)
 	line("pages", itoa(r.Pages))
 	line("scanned", itoa(r.Scanned))
+	line("grace", fmt.Sprintf("%v (sessions that expired less long ago are kept)", time.Duration(r.GraceSeconds*float64(time.Second))))
 	if r.DryRun {
 		line("expired", fmt.Sprintf("%d (dry run: nothing deleted)", r.Expired))
 		line("capacity", fmt.Sprintf("read %.1f", r.ReadCapacity))
@@ -152,6 +165,7 @@ func reap(ctx context.Context, client *dynamodb.Client, table string, f *reapFla
 		dynamostore.WithReaperPageSize(f.pageSize),
 		dynamostore.WithReaperBatchDelete(f.batch),
 		dynamostore.WithReaperLease(!f.noLease),
+		dynamostore.WithReaperGrace(f.grace),
 	}
 	if f.segments > 0 {
 		opts = append(opts, dynamostore.WithReaperSegments(f.segments))
@@ -181,15 +195,17 @@ func reap(ctx context.Context, client *dynamodb.Client, table string, f *reapFla
 }
 
 // countExpired scans the table as the reaper does, with the same filter
-// (AttrExpires before now), but only counts the rows that match.
+// (AttrExpires before now less the grace), but only counts the rows that
+// match.
 func countExpired(ctx context.Context, client *dynamodb.Client, table string, f *reapFlags) (*reapReport, error) {
 	start := time.Now()
+	cutoff := start.Add(-f.grace)
 	in := &dynamodb.ScanInput{
 		TableName:                 aws.String(table),
 		Select:                    types.SelectCount,
 		FilterExpression:          aws.String("#exp < :now"),
 		ExpressionAttributeNames:  map[string]string{"#exp": dynamostore.AttrExpires},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(start.Unix(), 10)}},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(cutoff.Unix(), 10)}},
 		ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
 	}
 	if f.pageSize > 0 {

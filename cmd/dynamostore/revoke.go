@@ -14,6 +14,7 @@ import (
 )
 
 func setupRevokeOwner(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+	yes := yesFlag(fs)
 	return func(ctx context.Context, args []string) error {
 		if len(args) != 1 {
 			return usagef("revoke-owner takes one argument: the owner, or - to read it from standard input")
@@ -30,6 +31,9 @@ func setupRevokeOwner(fs *flag.FlagSet, e *env) func(context.Context, []string) 
 		}
 		table, err := e.tableName()
 		if err != nil {
+			return err
+		}
+		if err := e.confirm(ctx, "revoke-owner", *yes, fmt.Sprintf("delete every session of owner %q from table %s?", owner, table)); err != nil {
 			return err
 		}
 		client, err := e.client(ctx)

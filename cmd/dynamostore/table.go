@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/dynamostore/dynamostore"
+	"github.com/dynamostore/dynamostore/internal/tableschema"
 )
 
 func setupCreateTable(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
@@ -65,8 +68,16 @@ type tableStatus struct {
 	KeySchema string `json:"keySchema"`
 	// OwnerIndex is the status of the owner index, "" when there is none.
 	OwnerIndex string `json:"ownerIndex,omitempty"`
-	// Problems lists what keeps the table from working with dynamostore.
+	// Usable is false when the store cannot use the table: its key, an
+	// attribute the store writes or the owner index has the wrong type or
+	// layout. status then exits with status 1.
+	Usable bool `json:"usable"`
+	// Problems lists what keeps the table from working with dynamostore:
+	// first what makes it unusable, then what keeps DynamoDB from
+	// expiring sessions (TTL), which the reaper can make up for.
 	Problems []string `json:"problems,omitempty"`
+
+	unusable []string // the problems that make the table unusable
 }
 
 func (st *tableStatus) billing() string {
@@ -116,9 +127,12 @@ func describe(ctx context.Context, client *dynamodb.Client, table string) (*tabl
 			}
 		}
 	}
-	if len(d.KeySchema) != 1 || aws.ToString(d.KeySchema[0].AttributeName) != dynamostore.AttrID || attrTypes[dynamostore.AttrID] != types.ScalarAttributeTypeS {
-		st.Problems = append(st.Problems, fmt.Sprintf("the key must be the partition key %q of type S alone", dynamostore.AttrID))
+	st.unusable = tableschema.Problems(d)
+	if _, problem := tableschema.OwnerIndexProblem(d); problem != "" {
+		st.unusable = append(st.unusable, problem)
 	}
+	st.Usable = len(st.unusable) == 0
+	st.Problems = slices.Clone(st.unusable)
 
 	ttl, err := client.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(table)})
 	if err != nil {
@@ -157,7 +171,10 @@ func setupStatus(fs *flag.FlagSet, e *env) func(context.Context, []string) error
 		if asJSON {
 			enc := json.NewEncoder(e.stdout)
 			enc.SetIndent("", "  ")
-			return enc.Encode(st)
+			if err := enc.Encode(st); err != nil {
+				return err
+			}
+			return st.err()
 		}
 		ttl := st.TTLStatus
 		if st.TTLAttribute != "" {
@@ -178,6 +195,15 @@ func setupStatus(fs *flag.FlagSet, e *env) func(context.Context, []string) error
 		for _, p := range st.Problems {
 			fmt.Fprintf(e.stdout, "problem:     %s\n", p)
 		}
+		return st.err()
+	}
+}
+
+// err returns an error saying why the store cannot use the table, or nil
+// when it can.
+func (st *tableStatus) err() error {
+	if len(st.unusable) == 0 {
 		return nil
 	}
+	return fmt.Errorf("the store cannot use this table: %s", strings.Join(st.unusable, "; "))
 }

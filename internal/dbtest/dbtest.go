@@ -166,6 +166,29 @@ func NewTable(tb testing.TB, c *dynamodb.Client) string {
 	return name
 }
 
+// CreateTable creates a table as in describes it, under a unique name
+// derived from tb.Name() (in.TableName is overwritten) and with on-demand
+// billing unless in says otherwise, waits until it is ACTIVE, and returns
+// its name; it is for tests of tables laid out otherwise than NewTable's.
+// The table is deleted when the test ends.
+func CreateTable(tb testing.TB, c *dynamodb.Client, in dynamodb.CreateTableInput) string {
+	tb.Helper()
+	name := TableName(tb, c)
+	ctx, cancel := context.WithTimeout(tb.Context(), 2*time.Minute)
+	defer cancel()
+	in.TableName = aws.String(name)
+	if in.BillingMode == "" && in.ProvisionedThroughput == nil {
+		in.BillingMode = types.BillingModePayPerRequest
+	}
+	if _, err := c.CreateTable(ctx, &in); err != nil {
+		tb.Fatalf("dbtest: creating table %s: %v", name, err)
+	}
+	if err := waitActive(ctx, c, name); err != nil {
+		tb.Fatalf("dbtest: waiting for table %s: %v", name, err)
+	}
+	return name
+}
+
 // RequireTTL skips, saying why, a test that needs DynamoDB's TTL API
 // (UpdateTimeToLive, which EnsureTable and table creation with TTL call)
 // when the suite runs against dynalite, which does not implement it
