@@ -354,7 +354,7 @@ func TestUnchangedSaveOfManyKeysMakesNoCall(t *testing.T) {
 	for i := range 8 {
 		values[fmt.Sprintf("k%d", i)] = i
 	}
-	if _, fast := gobFastEncode(values); fast {
+	if _, fast, _ := gobFastEncode(values); fast {
 		t.Fatal("the values must go through encoding/gob")
 	}
 	_, c := create(t, x.store, values)

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/gob"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -33,13 +34,17 @@ type Serializer interface {
 	Deserialize(data []byte, values map[any]any) error
 }
 
-// canonicalSerializer is a Serializer that can tell whether an encoding is
-// canonical: the one encoding it gives the values it holds, so that two
-// canonical encodings that differ hold different values. The Store uses it
-// to see a changed session without decoding what it loaded. Saying true
-// wrongly only costs a write of an unchanged session.
+// canonicalSerializer is a Serializer that can tell that two encodings
+// which differ in their bytes hold the same values. The Store uses it to
+// see an unchanged session whose stored row another process, release or
+// program wrote. It must say true only when the values are the same down
+// to their bits (0.0 and -0.0 differ, and NaNs by their payloads): saying
+// false wrongly costs a write of an unchanged session, saying true wrongly
+// loses a change.
 type canonicalSerializer interface {
-	canonical(data []byte) bool
+	// sameValues reports whether data, which the Serializer wrote, holds
+	// the values stored holds.
+	sameValues(data, stored []byte) bool
 }
 
 // GobSerializer encodes Values with encoding/gob, as gorilla/sessions' own
@@ -47,20 +52,31 @@ type canonicalSerializer interface {
 // gob.Register. It is the Store's default Serializer.
 type GobSerializer struct{}
 
-// Serialize implements Serializer. An empty map encodes to no bytes. When a
-// value cannot be encoded, the error names its key.
+// Serialize implements Serializer. An empty map encodes to no bytes. Equal
+// values encode to the same bytes in every process, whatever it registered
+// or encoded before, so that an unchanged session is seen as unchanged
+// whichever process wrote it; the bytes are plain encoding/gob. Values
+// nested more than 1024 deep are refused. When a value cannot be encoded,
+// the error names its key.
 func (GobSerializer) Serialize(values map[any]any) ([]byte, error) {
 	if len(values) == 0 {
 		return nil, nil
 	}
-	if data, ok := gobFastEncode(values); ok {
-		return data, nil
+	if data, ok, err := gobFastEncode(values); err != nil || ok {
+		return data, err
 	}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(values); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrEncode, describeEncodeFailure(values, err))
 	}
-	return buf.Bytes(), nil
+	data, err := gobCanonicalize(buf.Bytes())
+	switch {
+	case errors.Is(err, errGobUnsupported):
+		return buf.Bytes(), nil // valid, though not canonical
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
+	}
+	return data, nil
 }
 
 // Deserialize implements Serializer. It never panics on hostile input.
@@ -81,9 +97,16 @@ func (GobSerializer) Deserialize(data []byte, values map[any]any) (err error) {
 	return gobDecode(data, values)
 }
 
-// canonical implements canonicalSerializer: data as Serialize writes
-// sessions of basic types, entries in order.
-func (GobSerializer) canonical(data []byte) bool { return gobCanonical(data) }
+// sameValues implements canonicalSerializer: data is canonical, so stored
+// holds the same values when its canonical encoding is data. A canonical
+// stored row that differs holds other values, and needs no rewriting.
+func (GobSerializer) sameValues(data, stored []byte) bool {
+	if gobCanonical(stored) {
+		return false
+	}
+	canon, err := gobCanonicalize(stored)
+	return err == nil && bytes.Equal(canon, data)
+}
 
 // gobDecode decodes data into values with encoding/gob.
 func gobDecode(data []byte, values map[any]any) error {
@@ -142,12 +165,6 @@ func (JSONSerializer) Serialize(values map[any]any) ([]byte, error) {
 	}
 	return data, nil
 }
-
-// canonical implements canonicalSerializer: encoding/json writes map keys
-// in sorted order, so Serialize gives equal values the same bytes. (A row
-// written from a struct, whose fields keep their declared order, is
-// rewritten once in map order.)
-func (JSONSerializer) canonical([]byte) bool { return true }
 
 // Deserialize implements Serializer.
 func (JSONSerializer) Deserialize(data []byte, values map[any]any) error {

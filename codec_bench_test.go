@@ -259,3 +259,47 @@ func BenchmarkCompression(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGobShapes encodes and decodes sessions of several shapes with
+// GobSerializer: the reference session, and it with one flash, with one
+// time.Time, with a small nested map[string]any, and with a user struct
+// (off the fast path, through encoding/gob and the canonical rewriting).
+func BenchmarkGobShapes(b *testing.B) {
+	with := func(k string, v any) map[any]any {
+		m := referenceValues()
+		m[k] = v
+		return m
+	}
+	for _, shape := range []struct {
+		name   string
+		values map[any]any
+	}{
+		{"reference", referenceValues()},
+		{"flash", with("_flash", []any{"Welcome back"})},
+		{"time", with("signed_in", time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC))},
+		{"nested-map", with("prefs", map[string]any{"theme": "dark", "lang": "en", "size": 12})},
+		{"struct", with("point", gobPoint{X: 1, Y: 2, Tags: map[string]int{"a": 1}})},
+	} {
+		data, err := GobSerializer{}.Serialize(shape.values)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run("shape="+shape.name+"/op=encode", func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if _, err := (GobSerializer{}).Serialize(shape.values); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(data)), "bytes")
+		})
+		b.Run("shape="+shape.name+"/op=decode", func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if err := (GobSerializer{}).Deserialize(data, make(map[any]any, 8)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

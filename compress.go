@@ -150,13 +150,28 @@ func (c *CompressedSerializer) decompress(data []byte) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// canonical implements canonicalSerializer: uncompressed data is canonical
-// when the inner Serializer says so; compressed data never is, as another
-// level or library may have compressed the same values.
-func (c *CompressedSerializer) canonical(data []byte) bool {
-	if bytes.HasPrefix(data, gzipMagic) {
+// sameValues implements canonicalSerializer: it compares what the two
+// encodings hold once decompressed, with the inner Serializer's
+// sameValues when it has one.
+func (c *CompressedSerializer) sameValues(data, stored []byte) bool {
+	plain := func(b []byte) ([]byte, bool) {
+		if !bytes.HasPrefix(b, gzipMagic) {
+			return b, true
+		}
+		out, err := c.decompress(b)
+		return out, err == nil
+	}
+	d, ok := plain(data)
+	if !ok {
 		return false
 	}
+	st, ok := plain(stored)
+	if !ok {
+		return false
+	}
+	if bytes.Equal(d, st) {
+		return true
+	}
 	inner, ok := c.inner.(canonicalSerializer)
-	return ok && inner.canonical(data)
+	return ok && inner.sameValues(d, st)
 }

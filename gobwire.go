@@ -4,22 +4,32 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/gob"
-	"math"
+	"errors"
+	"fmt"
 	"math/bits"
-	"slices"
-	"strings"
 	"sync"
+	"time"
 )
 
-// This file reads and writes the gob encoding of the commonest sessions
-// directly: a map[any]any whose keys and values are strings, byte slices,
-// booleans, integers, float64s or (values only) nil. encoding/gob builds
-// its decoding machinery afresh for every stream, which costs a loaded
-// session about 200 allocations; this path costs a handful. It produces and
-// accepts only what encoding/gob itself writes and reads the same way, and
-// gives up on anything else (other types, unusual but valid encodings,
-// corrupt data), in which case GobSerializer hands the work to encoding/gob.
-// The wire format is the one documented in encoding/gob.
+// This file holds what the gob fast path (gobencode.go, gobdecode.go) and
+// the canonical rewriter (gobcanon.go) share: the parts of the gob wire
+// format documented in encoding/gob, and the types the fast path knows.
+//
+// A session's canonical gob encoding is plain encoding/gob that any Go
+// program decodes, written so that equal values always give the same bytes,
+// in every process, whatever that process encoded or registered before:
+//
+//   - every type definition comes first, one message each, before the one
+//     value message; no definition is written inside the value;
+//   - user type IDs are numbered from 64 in the order the value first uses
+//     them, reading it front to back, a type's own components (in field
+//     order) numbered right after it;
+//   - map entries are in increasing order of their keys' sort form: the key
+//     as gob writes it, with every user type ID written as 0 and no
+//     interface byte counts (a map whose keys do not all have different
+//     forms, NaNs, has no canonical encoding);
+//   - definitions of maps, slices, arrays and structs carry no name;
+//   - everything else is as encoding/gob writes it.
 
 // Type IDs that encoding/gob predefines for basic types.
 const (
@@ -29,83 +39,312 @@ const (
 	wireFloat     = 4
 	wireBytes     = 5
 	wireString    = 6
+	wireComplex   = 7
 	wireInterface = 8
 	wireFirstUser = 64 // the first ID gob gives a type it defines
 )
 
+// gobMaxDepth is how deeply values may nest (maps, slices, arrays, structs
+// and interfaces inside each other) for the Store to encode them; deeper
+// values are refused with an error wrapping ErrEncode, so that no session
+// costs more than linear work in its size.
+const gobMaxDepth = 1024
+
+// errGobUnsupported says the canonical rewriter cannot rewrite a valid
+// stream: one holding an array of unsigned integers, whose elements the
+// wire type alone does not say how to read, or a map with two keys of the
+// same form.
+var errGobUnsupported = errors.New("gob: stream not rewritten")
+
+// errGobTooDeep refuses values nested more than gobMaxDepth deep.
+var errGobTooDeep = fmt.Errorf("%w: values nested more than %d deep", ErrEncode, gobMaxDepth)
+
+// gobWire is a type definition as gob sends it: which field of gob's
+// wireType holds it, and the fields of that definition.
+type gobWire struct {
+	field  uint64 // 1 ArrayT, 2 SliceT, 3 StructT, 4 MapT, 5 GobEncoderT, 6 BinaryMarshalerT, 7 TextMarshalerT
+	name   string // CommonType.Name
+	elem   int64  // ArrayT, SliceT, MapT: the type of the elements
+	key    int64  // MapT: the type of the keys
+	length int64  // ArrayT: the number of elements
+	fields []gobWireField
+}
+
+// gobWireField is a field of a struct definition.
+type gobWireField struct {
+	name string
+	id   int64
+}
+
+const (
+	wireArrayT  = 1
+	wireSliceT  = 2
+	wireStructT = 3
+	wireMapT    = 4
+	wireGobEncT = 5
+	wireTextT   = 7
+)
+
+// components returns the types a definition refers to, in the order gob
+// sends them.
+func (w *gobWire) components(ids []int64) []int64 {
+	switch w.field {
+	case wireArrayT, wireSliceT:
+		return append(ids, w.elem)
+	case wireMapT:
+		return append(ids, w.key, w.elem)
+	case wireStructT:
+		for _, f := range w.fields {
+			ids = append(ids, f.id)
+		}
+	}
+	return ids
+}
+
+// appendGobDef appends the type-definition message (with its length) that
+// defines id as w, writing every type w refers to as renum gives it.
+func appendGobDef(b []byte, id int64, w *gobWire, renum func(int64) int64) []byte {
+	var scratch [64]byte
+	msg := appendGobInt(scratch[:0], -id)
+	msg = appendGobUint(msg, w.field) // the definition's field of wireType
+	msg = appendGobUint(msg, 1)       // its CommonType, field 1
+	msg = appendGobNameID(msg, w.name, id)
+	switch w.field {
+	case wireArrayT:
+		msg = appendGobUint(msg, 1)
+		msg = appendGobInt(msg, renum(w.elem))
+		if w.length != 0 {
+			msg = appendGobUint(msg, 1)
+			msg = appendGobInt(msg, w.length)
+		}
+	case wireSliceT:
+		msg = appendGobUint(msg, 1)
+		msg = appendGobInt(msg, renum(w.elem))
+	case wireMapT:
+		msg = appendGobUint(msg, 1)
+		msg = appendGobInt(msg, renum(w.key))
+		msg = appendGobUint(msg, 1)
+		msg = appendGobInt(msg, renum(w.elem))
+	case wireStructT:
+		if len(w.fields) > 0 {
+			msg = appendGobUint(msg, 1)
+			msg = appendGobUint(msg, uint64(len(w.fields)))
+			for _, f := range w.fields {
+				msg = appendGobNameID(msg, f.name, renum(f.id))
+			}
+		}
+	}
+	msg = append(msg, 0x00, 0x00) // the ends of the definition and of wireType
+	b = appendGobUint(b, uint64(len(msg)))
+	return append(b, msg...)
+}
+
+// appendGobNameID appends a struct of a name (field 1, left out when
+// empty) and an ID (field 2): a CommonType, or a struct's field.
+func appendGobNameID(b []byte, name string, id int64) []byte {
+	last := uint64(0)
+	if name != "" {
+		b = appendGobUint(b, 1)
+		b = appendGobString(b, name)
+		last = 1
+	}
+	b = appendGobUint(b, 2-last)
+	b = appendGobInt(b, id)
+	return append(b, 0x00)
+}
+
+// readGobDef reads the wireType that defines id (after the ID).
+func readGobDef(r *gobReader, defines int64) (*gobWire, bool) {
+	w := new(gobWire)
+	field, ok := r.uint()
+	if !ok || field < wireArrayT || field > wireTextT {
+		return nil, false
+	}
+	w.field = field
+	var id int64
+	ok = r.fields(func(f uint64) bool {
+		switch {
+		case f == 1: // CommonType
+			return r.fields(func(f uint64) bool {
+				switch f {
+				case 1:
+					s, ok := r.string()
+					w.name = s
+					return ok
+				case 2:
+					var ok bool
+					id, ok = r.int()
+					return ok
+				}
+				return false
+			})
+		case f == 2 && (field == wireArrayT || field == wireSliceT):
+			return r.typeID(&w.elem)
+		case f == 3 && field == wireArrayT:
+			var ok bool
+			w.length, ok = r.int()
+			return ok && w.length >= 0
+		case f == 2 && field == wireMapT:
+			return r.typeID(&w.key)
+		case f == 3 && field == wireMapT:
+			return r.typeID(&w.elem)
+		case f == 2 && field == wireStructT:
+			n, ok := r.uint()
+			if !ok || n > uint64(len(r.b)) {
+				return false
+			}
+			w.fields = make([]gobWireField, n)
+			for i := range w.fields {
+				fld := &w.fields[i]
+				if !r.fields(func(f uint64) bool {
+					switch f {
+					case 1:
+						s, ok := r.string()
+						fld.name = s
+						return ok
+					case 2:
+						return r.typeID(&fld.id)
+					}
+					return false
+				}) || fld.id == 0 {
+					return false
+				}
+			}
+			return true
+		}
+		return false
+	})
+	if !ok || !r.bytes(0x00) || id != defines { // the end of wireType
+		return nil, false
+	}
+	if field <= wireMapT {
+		// encoding/gob names an unnamed type (a map, slice, array or
+		// struct literal) when it first meets it as a struct field, and
+		// not otherwise, so whether it has a name depends on the process's
+		// history; no decoder uses the name of these.
+		w.name = ""
+	}
+	switch field {
+	case wireArrayT, wireSliceT:
+		ok = w.elem != 0
+	case wireMapT:
+		ok = w.key != 0 && w.elem != 0
+	}
+	return w, ok
+}
+
+// Definitions of the composite types the fast path writes.
+var (
+	wireMapAny    = &gobWire{field: wireMapT, key: wireInterface, elem: wireInterface}
+	wireMapString = &gobWire{field: wireMapT, key: wireString, elem: wireInterface}
+	wireSliceAny  = &gobWire{field: wireSliceT, elem: wireInterface}
+	wireTime      = &gobWire{field: wireGobEncT, name: "Time"}
+)
+
 // gobKind is one concrete type the fast path handles: the name gob
-// registers it under and the wire type that carries it.
+// registers it under and the wire type that carries it. Composite kinds
+// (def not nil) are user types, whose name is the one the process
+// registered them under (see registered).
 type gobKind struct {
 	name string
 	wire int64
+	def  *gobWire
 }
 
 var (
-	kindString  = gobKind{"string", wireString}
-	kindBytes   = gobKind{"[]uint8", wireBytes}
-	kindBool    = gobKind{"bool", wireBool}
-	kindInt     = gobKind{"int", wireInt}
-	kindInt8    = gobKind{"int8", wireInt}
-	kindInt16   = gobKind{"int16", wireInt}
-	kindInt32   = gobKind{"int32", wireInt}
-	kindInt64   = gobKind{"int64", wireInt}
-	kindUint    = gobKind{"uint", wireUint}
-	kindUint8   = gobKind{"uint8", wireUint}
-	kindUint16  = gobKind{"uint16", wireUint}
-	kindUint32  = gobKind{"uint32", wireUint}
-	kindUint64  = gobKind{"uint64", wireUint}
-	kindFloat64 = gobKind{"float64", wireFloat}
+	kindString  = &gobKind{name: "string", wire: wireString}
+	kindBytes   = &gobKind{name: "[]uint8", wire: wireBytes}
+	kindBool    = &gobKind{name: "bool", wire: wireBool}
+	kindInt     = &gobKind{name: "int", wire: wireInt}
+	kindInt8    = &gobKind{name: "int8", wire: wireInt}
+	kindInt16   = &gobKind{name: "int16", wire: wireInt}
+	kindInt32   = &gobKind{name: "int32", wire: wireInt}
+	kindInt64   = &gobKind{name: "int64", wire: wireInt}
+	kindUint    = &gobKind{name: "uint", wire: wireUint}
+	kindUint8   = &gobKind{name: "uint8", wire: wireUint}
+	kindUint16  = &gobKind{name: "uint16", wire: wireUint}
+	kindUint32  = &gobKind{name: "uint32", wire: wireUint}
+	kindUint64  = &gobKind{name: "uint64", wire: wireUint}
+	kindFloat64 = &gobKind{name: "float64", wire: wireFloat}
+
+	kindMapAny    = &gobKind{def: wireMapAny}
+	kindMapString = &gobKind{def: wireMapString}
+	kindSliceAny  = &gobKind{def: wireSliceAny}
+	kindTime      = &gobKind{def: wireTime}
 )
 
-// gobKinds finds a kind by its registered name.
-var gobKinds = func() map[string]gobKind {
-	m := make(map[string]gobKind)
-	for _, k := range []gobKind{kindString, kindBytes, kindBool, kindInt, kindInt8, kindInt16,
+// gobNumComposites is the number of composite kinds.
+const gobNumComposites = 4
+
+// gobComposites are the composite kinds, each with a sample value.
+var gobComposites = []struct {
+	kind   *gobKind
+	sample any
+}{
+	{kindMapAny, map[any]any{}},
+	{kindMapString, map[string]any{}},
+	{kindSliceAny, []any{}},
+	{kindTime, time.Time{}},
+}
+
+// gobScalars finds a scalar kind by its name.
+var gobScalars = func() map[string]*gobKind {
+	m := make(map[string]*gobKind)
+	for _, k := range []*gobKind{kindString, kindBytes, kindBool, kindInt, kindInt8, kindInt16,
 		kindInt32, kindInt64, kindUint, kindUint8, kindUint16, kindUint32, kindUint64, kindFloat64} {
 		m[k.name] = k
 	}
 	return m
 }()
 
-// gobMapType is how encoding/gob, in this process, introduces the type
-// map[any]any at the start of a stream: the type-definition message and
-// the type ID it defines. It is learned from encoding/gob itself, so that
-// the fast path writes exactly what gob would.
-var gobMapType = sync.OnceValues(func() (def []byte, id int64) {
-	var buf bytes.Buffer
-	if gob.NewEncoder(&buf).Encode(map[any]any{}) != nil {
-		return nil, 0
+// gobRegistry holds the names this process registered the composite kinds
+// under, as far as they are known. gob.Register cannot be undone and a type
+// has only one name, so a name once learned stays right.
+type gobRegistry struct {
+	mu    sync.Mutex
+	names [gobNumComposites]string // by index in gobComposites
+	known [gobNumComposites]bool
+}
+
+var gobNames gobRegistry
+
+// registered returns the name composite kind i is registered under, and
+// false while it is not registered.
+func (g *gobRegistry) registered(i int) (string, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.known[i] {
+		return g.names[i], true
 	}
+	name, ok := gobRegisteredName(gobComposites[i].sample)
+	if ok {
+		g.names[i], g.known[i] = name, true
+	}
+	return name, ok
+}
+
+// gobRegisteredName learns from encoding/gob the name v's type is
+// registered under, by encoding it inside an interface.
+func gobRegisteredName(v any) (string, bool) {
+	var buf bytes.Buffer
+	if gob.NewEncoder(&buf).Encode([]any{v}) != nil {
+		return "", false
+	}
+	// The definition of []any, then the value: its ID, a zero delta, the
+	// length 1, then the interface value, which begins with the name.
 	r := gobReader{b: buf.Bytes()}
 	n, ok := r.uint()
-	if !ok || n > uint64(len(r.b)) {
-		return nil, 0
+	if !ok || r.skip(n) != nil {
+		return "", false
 	}
-	msg := gobReader{b: r.b[:n]}
-	id, ok = gobDefinesMap(&msg)
-	if !ok {
-		return nil, 0
+	if _, ok := r.uint(); !ok { // the message length
+		return "", false
 	}
-	return buf.Bytes()[:len(buf.Bytes())-len(r.b)+int(n)], id
-})
-
-// gobDefinesMap reads a type-definition message (after its length) and
-// returns the ID it defines, if it defines map[any]any exactly as
-// encoding/gob does and nothing else.
-func gobDefinesMap(r *gobReader) (int64, bool) {
-	neg, ok := r.int()
-	if !ok || neg > -wireFirstUser || neg < -math.MaxInt32 {
-		return 0, false
+	if _, ok := r.int(); !ok || !r.bytes(0x00, 0x01) {
+		return "", false
 	}
-	// wireType{MapT: &mapType{CommonType{Id: id}, Key: interface, Elem: interface}}
-	if !r.bytes(0x04, 0x01, 0x02) {
-		return 0, false
-	}
-	id, ok := r.int()
-	if !ok || id != -neg || !r.bytes(0x00, 0x01, 2*wireInterface, 0x01, 2*wireInterface, 0x00, 0x00) || len(r.b) != 0 {
-		return 0, false
-	}
-	return id, true
+	name, ok := r.string()
+	return name, ok && name != ""
 }
 
 // gobReader reads the parts of a gob stream from a byte slice.
@@ -142,6 +381,13 @@ func (r *gobReader) int() (int64, bool) {
 	return gobIntFromBits(u), ok
 }
 
+// typeID reads a type ID into id.
+func (r *gobReader) typeID(id *int64) bool {
+	v, ok := r.int()
+	*id = v
+	return ok && v > 0 && v <= 1<<31-1
+}
+
 // bytes consumes want, if the input starts with it.
 func (r *gobReader) bytes(want ...byte) bool {
 	if !bytes.HasPrefix(r.b, want) {
@@ -161,339 +407,45 @@ func (r *gobReader) take(n uint64) ([]byte, bool) {
 	return b, true
 }
 
-// iface reads an interface value; key says it is a map key, which may be
-// neither nil nor a byte slice. Strings are cut from strs (see box).
-func (r *gobReader) iface(key bool, strs *strings.Builder) (any, bool) {
-	kind, u, b, ok := r.scalarIface(key)
-	if !ok || kind.name == "" {
-		return nil, ok
+// skip drops the next n bytes.
+func (r *gobReader) skip(n uint64) error {
+	if _, ok := r.take(n); !ok {
+		return errGobCorrupt
 	}
-	return kind.box(u, b, strs), true
+	return nil
 }
 
-// scalarIface reads an interface value as scalar reads it; a nil value
-// has a kind with no name.
-func (r *gobReader) scalarIface(key bool) (kind gobKind, u uint64, b []byte, ok bool) {
+// string reads a length and that many bytes.
+func (r *gobReader) string() (string, bool) {
 	n, ok := r.uint()
 	if !ok {
-		return kind, 0, nil, false
+		return "", false
 	}
-	name, ok := r.take(n)
-	if !ok {
-		return kind, 0, nil, false
-	}
-	if len(name) == 0 {
-		return kind, 0, nil, !key
-	}
-	kind, ok = gobKinds[string(name)]
-	if !ok || (key && kind == kindBytes) {
-		return kind, 0, nil, false
-	}
-	if wire, ok := r.int(); !ok || wire != kind.wire {
-		return kind, 0, nil, false
-	}
-	size, ok := r.uint()
-	if !ok || size > uint64(len(r.b)) {
-		return kind, 0, nil, false
-	}
-	// The value is a singleton: a zero field delta, then the value, which
-	// must fill the size given exactly.
-	val := gobReader{b: r.b[:size]}
-	r.b = r.b[size:]
-	if !val.bytes(0x00) {
-		return kind, 0, nil, false
-	}
-	u, b, ok = val.scalar(kind)
-	return kind, u, b, ok && len(val.b) == 0
+	b, ok := r.take(n)
+	return string(b), ok
 }
 
-// scalar reads a value of kind without allocating: the bytes of a string
-// or byte slice, or else the number as gob writes it (a bool as 0 or 1, a
-// signed integer in gob's unsigned form, a float byte-reversed). It checks
-// that the number fits kind.
-func (r *gobReader) scalar(kind gobKind) (u uint64, b []byte, ok bool) {
-	switch kind.wire {
-	case wireString, wireBytes:
-		n, ok := r.uint()
-		if !ok {
-			return 0, nil, false
-		}
-		b, ok := r.take(n)
-		return 0, b, ok
-	}
-	u, ok = r.uint()
-	if !ok {
-		return 0, nil, false
-	}
-	i := gobIntFromBits(u)
-	switch kind {
-	case kindBool:
-		ok = u <= 1
-	case kindInt8:
-		ok = i == int64(int8(i))
-	case kindInt16:
-		ok = i == int64(int16(i))
-	case kindInt32:
-		ok = i == int64(int32(i))
-	case kindUint8:
-		ok = u == uint64(uint8(u))
-	case kindUint16:
-		ok = u == uint64(uint16(u))
-	case kindUint32:
-		ok = u == uint64(uint32(u))
-	}
-	return u, nil, ok
-}
-
-// box makes the Go value of kind from what scalar read. A string is
-// appended to strs and cut from it, so that the strings of a session share
-// one allocation: strs must have been grown to hold them all.
-func (kind gobKind) box(u uint64, b []byte, strs *strings.Builder) any {
-	i := gobIntFromBits(u)
-	switch kind {
-	case kindString:
-		start := strs.Len()
-		strs.Write(b)
-		return strs.String()[start:]
-	case kindBytes:
-		if len(b) == 0 {
-			return []byte(nil)
-		}
-		return bytes.Clone(b)
-	case kindBool:
-		return u == 1
-	case kindFloat64:
-		return math.Float64frombits(bits.ReverseBytes64(u))
-	case kindInt:
-		return int(i)
-	case kindInt8:
-		return int8(i)
-	case kindInt16:
-		return int16(i)
-	case kindInt32:
-		return int32(i)
-	case kindInt64:
-		return i
-	case kindUint:
-		return uint(u)
-	case kindUint8:
-		return uint8(u)
-	case kindUint16:
-		return uint16(u)
-	case kindUint32:
-		return uint32(u)
-	default: // kindUint64
-		return u
-	}
-}
-
-// gobMapEntries checks data's framing as the fast path reads it, and returns
-// a reader at the first map entry and the number of entries.
-func gobMapEntries(data []byte) (gobReader, uint64, bool) {
-	r := gobReader{b: data}
-	n, ok := r.uint()
-	if !ok {
-		return r, 0, false
-	}
-	def, ok := r.take(n)
-	if !ok {
-		return r, 0, false
-	}
-	id, ok := gobDefinesMap(&gobReader{b: def})
-	if !ok {
-		return r, 0, false
-	}
-	if n, ok = r.uint(); !ok || n != uint64(len(r.b)) {
-		return r, 0, false // the value must be the one remaining message
-	}
-	if got, ok := r.int(); !ok || got != id || !r.bytes(0x00) {
-		return r, 0, false
-	}
-	count, ok := r.uint()
-	if !ok || count > uint64(len(r.b))/2 { // an entry takes at least 2 bytes
-		return r, 0, false
-	}
-	return r, count, true
-}
-
-// gobCanonical reports whether data is a session as gobFastEncode writes
-// it: one the fast path reads, with its entries in strictly increasing
-// order of their encoded keys. Equal values have only one canonical
-// encoding, so two canonical encodings that differ hold different values.
-// It allocates nothing.
-func gobCanonical(data []byte) bool {
-	r, count, ok := gobMapEntries(data)
-	if !ok {
-		return false
-	}
-	var prev []byte
-	for range count {
-		start := r.b
-		if _, _, _, ok := r.scalarIface(true); !ok {
+// fields reads the fields of a struct as gob writes them, each a delta
+// from the last field's number and the field, until a zero delta; field
+// reads one field and reports whether it could.
+func (r *gobReader) fields(field func(f uint64) bool) bool {
+	f := uint64(0)
+	for {
+		d, ok := r.uint()
+		if !ok || d > 1<<16 {
 			return false
 		}
-		key := start[:len(start)-len(r.b)]
-		if prev != nil && bytes.Compare(prev, key) >= 0 {
-			return false
+		if d == 0 {
+			return true
 		}
-		prev = key
-		if _, _, _, ok := r.scalarIface(false); !ok {
+		f += d
+		if !field(f) {
 			return false
 		}
 	}
-	return len(r.b) == 0
 }
 
-// gobFastDecode decodes data into values when it is a stream the fast path
-// reads, and reports whether it was; when it was not, values is unchanged.
-func gobFastDecode(data []byte, values map[any]any) bool {
-	r, count, ok := gobMapEntries(data)
-	if !ok {
-		return false
-	}
-	// Check every entry, and total the bytes of the strings, before
-	// storing any, so that a stream given up halfway leaves values as it
-	// was.
-	scan, strBytes := r, 0
-	for i := range 2 * count {
-		kind, _, b, ok := scan.scalarIface(i%2 == 0)
-		if !ok {
-			return false
-		}
-		if kind == kindString {
-			strBytes += len(b)
-		}
-	}
-	if len(scan.b) != 0 {
-		return false
-	}
-	var strs strings.Builder
-	strs.Grow(strBytes)
-	for range count {
-		k, _ := r.iface(true, &strs)
-		v, _ := r.iface(false, &strs)
-		values[k] = v
-	}
-	return true
-}
-
-// gobEntry locates one encoded map entry in a buffer.
-type gobEntry struct{ start, keyEnd, end int }
-
-// gobEncodeState is the scratch space of one fast encoding.
-type gobEncodeState struct {
-	buf     []byte
-	entries []gobEntry
-}
-
-var gobEncodeStates = sync.Pool{New: func() any { return new(gobEncodeState) }}
-
-// gobFastEncode encodes values the way encoding/gob does, with the entries
-// in the order of their encoded keys so that the same values always give
-// the same bytes. It reports false, having done nothing, when a key or
-// value is of a type the fast path does not write.
-func gobFastEncode(values map[any]any) ([]byte, bool) {
-	def, id := gobMapType()
-	if def == nil {
-		return nil, false
-	}
-	st := gobEncodeStates.Get().(*gobEncodeState)
-	defer gobEncodeStates.Put(st)
-	st.buf, st.entries = st.buf[:0], st.entries[:0]
-	for k, v := range values {
-		e := gobEntry{start: len(st.buf)}
-		var ok bool
-		if st.buf, ok = appendGobIface(st.buf, k, true); !ok {
-			return nil, false
-		}
-		e.keyEnd = len(st.buf)
-		if st.buf, ok = appendGobIface(st.buf, v, false); !ok {
-			return nil, false
-		}
-		e.end = len(st.buf)
-		st.entries = append(st.entries, e)
-	}
-	slices.SortFunc(st.entries, func(a, b gobEntry) int {
-		return bytes.Compare(st.buf[a.start:a.keyEnd], st.buf[b.start:b.keyEnd])
-	})
-	// The value message: map type ID, singleton delta, entry count, entries.
-	var head [24]byte
-	body := appendGobInt(head[:0], id)
-	body = append(body, 0x00)
-	body = appendGobUint(body, uint64(len(st.entries)))
-	size := len(body) + len(st.buf)
-	out := make([]byte, 0, len(def)+9+size)
-	out = append(out, def...)
-	out = appendGobUint(out, uint64(size))
-	out = append(out, body...)
-	for _, e := range st.entries {
-		out = append(out, st.buf[e.start:e.end]...)
-	}
-	return out, true
-}
-
-// appendGobIface appends v as an interface value: its type's name, its
-// wire type, its size, and the value as a singleton.
-func appendGobIface(b []byte, v any, key bool) ([]byte, bool) {
-	var kind gobKind
-	var u uint64  // the value's wire encoding when it is a number or a bool
-	var s string  // the value when it is a string
-	var bs []byte // the value when it is a byte slice
-	switch v := v.(type) {
-	case nil:
-		return append(b, 0x00), !key
-	case string:
-		kind, s = kindString, v
-	case []byte:
-		if key {
-			return b, false
-		}
-		kind, bs = kindBytes, v
-	case bool:
-		kind = kindBool
-		if v {
-			u = 1
-		}
-	case int:
-		kind, u = kindInt, gobIntBits(int64(v))
-	case int8:
-		kind, u = kindInt8, gobIntBits(int64(v))
-	case int16:
-		kind, u = kindInt16, gobIntBits(int64(v))
-	case int32:
-		kind, u = kindInt32, gobIntBits(int64(v))
-	case int64:
-		kind, u = kindInt64, gobIntBits(v)
-	case uint:
-		kind, u = kindUint, uint64(v)
-	case uint8:
-		kind, u = kindUint8, uint64(v)
-	case uint16:
-		kind, u = kindUint16, uint64(v)
-	case uint32:
-		kind, u = kindUint32, uint64(v)
-	case uint64:
-		kind, u = kindUint64, v
-	case float64:
-		kind, u = kindFloat64, bits.ReverseBytes64(math.Float64bits(v))
-	default:
-		return b, false
-	}
-	b = appendGobUint(b, uint64(len(kind.name)))
-	b = append(b, kind.name...)
-	b = appendGobInt(b, kind.wire)
-	if kind == kindString || kind == kindBytes {
-		n := uint64(len(s) + len(bs)) // one of them is empty
-		b = appendGobUint(b, 1+uint64(gobUintLen(n))+n)
-		b = append(b, 0x00)
-		b = appendGobUint(b, n)
-		b = append(b, s...)
-		return append(b, bs...), true
-	}
-	b = appendGobUint(b, uint64(1+gobUintLen(u)))
-	b = append(b, 0x00)
-	return appendGobUint(b, u), true
-}
+var errGobCorrupt = fmt.Errorf("%w: gob: corrupt stream", ErrDecode)
 
 // gobIntBits is the unsigned form in which gob writes a signed integer.
 func gobIntBits(i int64) uint64 {
@@ -513,6 +465,11 @@ func gobIntFromBits(u uint64) int64 {
 
 // appendGobInt appends a signed integer.
 func appendGobInt(b []byte, i int64) []byte { return appendGobUint(b, gobIntBits(i)) }
+
+// appendGobString appends a length and the bytes of s.
+func appendGobString(b []byte, s string) []byte {
+	return append(appendGobUint(b, uint64(len(s))), s...)
+}
 
 // appendGobUint appends an unsigned integer in its shortest encoding.
 func appendGobUint(b []byte, u uint64) []byte {

@@ -15,7 +15,12 @@ import (
 	"github.com/gorilla/sessions"
 )
 
-func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
+func TestMain(m *testing.M) {
+	if history := os.Getenv(gobHistoryEnv); history != "" {
+		os.Exit(gobChild(history)) // a child process of TestGobEncodingIsTheSameInEveryProcess
+	}
+	os.Exit(dbtest.Main(m))
+}
 
 var (
 	testHashKey  = []byte("0123456789abcdef0123456789abcdef")

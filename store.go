@@ -20,7 +20,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -713,7 +712,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 				s.log.WarnContext(ctx, "dynamostore: deleting the undecodable session a new one replaced failed; it expires", "session", name, "error", err)
 			}
 		}
-	case loaded && !st.ownerSet && s.unchanged(data, st.data, sess.Values):
+	case loaded && !st.ownerSet && s.unchanged(data, st.data):
 		rec.Version = st.version
 		// The row keeps its expiry when it was written with this lifetime
 		// (whatever the MaxAge the request began with) within touchAfter.
@@ -771,21 +770,17 @@ func cookieOptions(o *sessions.Options) *sessions.Options {
 	return &c
 }
 
-// unchanged reports whether values, serialized as data, are the values
-// loaded from stored. The same values can serialize to other bytes
-// (encoding/gob writes map entries in random order, and rows may have been
-// written by other programs), so unless both encodings are canonical,
-// stored is decoded and compared, which costs far less than the write it
-// saves.
-func (s *Store) unchanged(data, stored []byte, values map[any]any) bool {
+// unchanged reports whether data, the serialized values of a request, is
+// what was loaded as stored: the same bytes, or, when the Serializer can
+// tell (GobSerializer can), an encoding of the same values that another
+// process, release or program wrote. It never decodes and compares values,
+// which would miss changes that compare equal (0.0 to -0.0).
+func (s *Store) unchanged(data, stored []byte) bool {
 	if bytes.Equal(data, stored) {
 		return true
 	}
-	if c, ok := s.serializer.(canonicalSerializer); ok && c.canonical(data) && c.canonical(stored) {
-		return false
-	}
-	old := make(map[any]any, len(values))
-	return s.serializer.Deserialize(stored, old) == nil && reflect.DeepEqual(old, values)
+	c, ok := s.serializer.(canonicalSerializer)
+	return ok && c.sameValues(data, stored)
 }
 
 // gone turns a backend's ErrNotFound on an update into ErrSessionGone.
