@@ -104,8 +104,8 @@ func (p *canonParser) define(id int64) error {
 	if id < wireFirstUser || id > 1<<31-1 || p.types[id] != nil {
 		return errGobCorrupt
 	}
-	w, ok := readGobDef(&p.msg, id)
-	if !ok {
+	w := new(gobWire)
+	if !readGobDef(&p.msg, id, w) {
 		return errGobCorrupt
 	}
 	p.types[id] = w

@@ -84,8 +84,9 @@ func (d *gobDecoder) stream(data []byte, values map[any]any) bool {
 		if id < wireFirstUser || (d.strict && id != wireFirstUser+defined) {
 			return false
 		}
-		w, ok := readGobDef(&m, id)
-		if !ok || len(m.b) != 0 {
+		var wire gobWire
+		w := &wire
+		if !readGobDef(&m, id, w) || len(m.b) != 0 {
 			return false
 		}
 		i := gobCompositeOf(w)
@@ -382,7 +383,9 @@ func (d *gobDecoder) iface(key bool) (any, bool) {
 		if b, ok = d.r.string0(); ok {
 			var t time.Time
 			ok = t.UnmarshalBinary(b) == nil
-			v = t
+			if d.build {
+				v = t
+			}
 		}
 	}
 	ok = ok && len(d.r.b) == 0

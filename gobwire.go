@@ -153,12 +153,11 @@ func appendGobNameID(b []byte, name string, id int64) []byte {
 	return append(b, 0x00)
 }
 
-// readGobDef reads the wireType that defines id (after the ID).
-func readGobDef(r *gobReader, defines int64) (*gobWire, bool) {
-	w := new(gobWire)
+// readGobDef reads the wireType that defines id (after the ID) into w.
+func readGobDef(r *gobReader, defines int64, w *gobWire) bool {
 	field, ok := r.uint()
 	if !ok || field < wireArrayT || field > wireTextT {
-		return nil, false
+		return false
 	}
 	w.field = field
 	var id int64
@@ -168,8 +167,12 @@ func readGobDef(r *gobReader, defines int64) (*gobWire, bool) {
 			return r.fields(func(f uint64) bool {
 				switch f {
 				case 1:
-					s, ok := r.string()
-					w.name = s
+					s, ok := r.string0()
+					if string(s) == wireTime.name {
+						w.name = wireTime.name // without allocating
+					} else {
+						w.name = string(s)
+					}
 					return ok
 				case 2:
 					var ok bool
@@ -215,7 +218,7 @@ func readGobDef(r *gobReader, defines int64) (*gobWire, bool) {
 		return false
 	})
 	if !ok || !r.bytes(0x00) || id != defines { // the end of wireType
-		return nil, false
+		return false
 	}
 	if field <= wireMapT {
 		// encoding/gob names an unnamed type (a map, slice, array or
@@ -230,7 +233,7 @@ func readGobDef(r *gobReader, defines int64) (*gobWire, bool) {
 	case wireMapT:
 		ok = w.key != 0 && w.elem != 0
 	}
-	return w, ok
+	return ok
 }
 
 // Definitions of the composite types the fast path writes.
