@@ -58,11 +58,22 @@ type GobSerializer struct{}
 // whichever process wrote it; the bytes are plain encoding/gob. Values
 // nested more than 1024 deep are refused. When a value cannot be encoded,
 // the error names its key.
-func (GobSerializer) Serialize(values map[any]any) ([]byte, error) {
+func (g GobSerializer) Serialize(values map[any]any) ([]byte, error) {
+	return g.serializeReusing(values, nil)
+}
+
+// reusingSerializer is a Serializer that can return the stored encoding
+// itself, without a copy, when values encode to the same bytes.
+type reusingSerializer interface {
+	serializeReusing(values map[any]any, stored []byte) ([]byte, error)
+}
+
+// serializeReusing implements reusingSerializer.
+func (GobSerializer) serializeReusing(values map[any]any, stored []byte) ([]byte, error) {
 	if len(values) == 0 {
 		return nil, nil
 	}
-	if data, ok, err := gobFastEncode(values); err != nil || ok {
+	if data, ok, err := gobFastEncodeReusing(values, stored); err != nil || ok {
 		return data, err
 	}
 	var buf bytes.Buffer

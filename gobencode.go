@@ -19,6 +19,13 @@ import (
 // the encoding: every byte is written once to a scratch buffer and copied
 // once to the result.
 func gobFastEncode(values map[any]any) ([]byte, bool, error) {
+	return gobFastEncodeReusing(values, nil)
+}
+
+// gobFastEncodeReusing is gobFastEncode that returns reuse itself, without
+// allocating, when the encoding is the same bytes: a loaded session saved
+// unchanged costs no copy of its encoding.
+func gobFastEncodeReusing(values map[any]any, reuse []byte) ([]byte, bool, error) {
 	e := gobEncoders.Get().(*gobEncoder)
 	defer func() {
 		clear(e.ents[:cap(e.ents)]) // the pool keeps no session values alive
@@ -29,7 +36,7 @@ func gobFastEncode(values map[any]any) ([]byte, bool, error) {
 	if !ok || err != nil {
 		return nil, false, err
 	}
-	return e.assemble(), true, nil
+	return e.assemble(reuse), true, nil
 }
 
 // gobEncoder is the scratch space of one fast encoding. The value message
@@ -106,8 +113,8 @@ func (e *gobEncoder) closeHole() {
 }
 
 // assemble returns the definitions, then the value message with its holes
-// filled.
-func (e *gobEncoder) assemble() []byte {
+// filled: reuse, when that is what it holds.
+func (e *gobEncoder) assemble(reuse []byte) []byte {
 	var defs [4 * 16]byte
 	d := defs[:0]
 	for i, w := range e.types {
@@ -116,6 +123,9 @@ func (e *gobEncoder) assemble() []byte {
 	size := len(d) + len(e.buf)
 	for _, h := range e.holes {
 		size += gobUintLen(uint64(h.n))
+	}
+	if size == len(reuse) && e.equal(reuse, d) {
+		return reuse
 	}
 	out := make([]byte, 0, size)
 	out = append(out, d...)
@@ -126,6 +136,31 @@ func (e *gobEncoder) assemble() []byte {
 		last = h.pos
 	}
 	return append(out, e.buf[last:]...)
+}
+
+// equal reports whether b holds defs, then the value message with its
+// holes filled.
+func (e *gobEncoder) equal(b, defs []byte) bool {
+	if !bytes.HasPrefix(b, defs) {
+		return false
+	}
+	b = b[len(defs):]
+	last := 0
+	var n [10]byte
+	for _, h := range e.holes {
+		seg := e.buf[last:h.pos]
+		if !bytes.HasPrefix(b, seg) {
+			return false
+		}
+		b = b[len(seg):]
+		count := appendGobUint(n[:0], uint64(h.n))
+		if !bytes.HasPrefix(b, count) {
+			return false
+		}
+		b = b[len(count):]
+		last = h.pos
+	}
+	return bytes.Equal(b, e.buf[last:])
 }
 
 // gobSame is the identity renumbering.

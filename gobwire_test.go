@@ -409,3 +409,34 @@ func FuzzGobCanonicalize(f *testing.F) {
 		}
 	})
 }
+
+// TestGobReusesTheStoredEncoding: saving a loaded session unchanged
+// returns the stored bytes themselves, allocating nothing, and any change
+// gives new bytes.
+func TestGobReusesTheStoredEncoding(t *testing.T) {
+	for _, name := range []string{"reference", "flash and time", "depth 100", "large"} {
+		t.Run(name, func(t *testing.T) {
+			values := fastGobCases[name]
+			stored, err := GobSerializer{}.Serialize(values)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := GobSerializer{}.serializeReusing(values, stored)
+			if err != nil || &got[0] != &stored[0] || len(got) != len(stored) {
+				t.Fatalf("unchanged values did not reuse the stored encoding (%v)", err)
+			}
+			if n := testing.AllocsPerRun(20, func() { _, _ = GobSerializer{}.serializeReusing(values, stored) }); n != 0 {
+				t.Errorf("an unchanged encoding allocated %v times", n)
+			}
+			changed := maps2(values)
+			changed["extra"] = 1
+			got, err = GobSerializer{}.serializeReusing(changed, stored)
+			if err != nil || bytes.Equal(got, stored) {
+				t.Fatalf("changed values gave the stored encoding (%v)", err)
+			}
+			if want, _ := (GobSerializer{}).Serialize(changed); !bytes.Equal(got, want) {
+				t.Error("serializeReusing of changed values differs from Serialize")
+			}
+		})
+	}
+}

@@ -678,7 +678,13 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 	if loaded && st.failed {
 		return ErrLoadFailed
 	}
-	data, err := s.serializer.Serialize(sess.Values)
+	var data []byte
+	var err error
+	if r, ok := s.serializer.(reusingSerializer); ok && loaded {
+		data, err = r.serializeReusing(sess.Values, st.data)
+	} else {
+		data, err = s.serializer.Serialize(sess.Values)
+	}
 	if err != nil {
 		return err
 	}
