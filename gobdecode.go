@@ -316,7 +316,7 @@ func (d *gobDecoder) iface(key bool) (any, bool) {
 	if len(name) == 0 {
 		return nil, !key
 	}
-	if kind, ok := gobScalars[string(name)]; ok {
+	if kind := gobScalarKind(name); kind != nil {
 		if key && kind == kindBytes {
 			return nil, false
 		}

@@ -290,15 +290,40 @@ var gobComposites = []struct {
 	{kindTime, time.Time{}},
 }
 
-// gobScalars finds a scalar kind by its name.
-var gobScalars = func() map[string]*gobKind {
-	m := make(map[string]*gobKind)
-	for _, k := range []*gobKind{kindString, kindBytes, kindBool, kindInt, kindInt8, kindInt16,
-		kindInt32, kindInt64, kindUint, kindUint8, kindUint16, kindUint32, kindUint64, kindFloat64} {
-		m[k.name] = k
+// gobScalarKind returns the scalar kind registered under name, or nil.
+func gobScalarKind(name []byte) *gobKind {
+	switch string(name) {
+	case "string":
+		return kindString
+	case "[]uint8":
+		return kindBytes
+	case "bool":
+		return kindBool
+	case "int":
+		return kindInt
+	case "int8":
+		return kindInt8
+	case "int16":
+		return kindInt16
+	case "int32":
+		return kindInt32
+	case "int64":
+		return kindInt64
+	case "uint":
+		return kindUint
+	case "uint8":
+		return kindUint8
+	case "uint16":
+		return kindUint16
+	case "uint32":
+		return kindUint32
+	case "uint64":
+		return kindUint64
+	case "float64":
+		return kindFloat64
 	}
-	return m
-}()
+	return nil
+}
 
 // gobRegistry holds the names this process registered the composite kinds
 // under, as far as they are known. gob.Register cannot be undone and a type
