@@ -9,13 +9,20 @@ import (
 // one value the gob stream data holds, whatever its types and whichever
 // program wrote it. It reads data as encoding/gob's decoder does, type
 // definitions inside the value included, and fails with errGobUnsupported
-// for the few valid streams it cannot rewrite, errGobTooDeep for values
+// for valid streams it cannot rewrite (see there), errGobTooDeep for values
 // nested too deeply, and an error wrapping ErrDecode for corrupt ones.
 func gobCanonicalize(data []byte) ([]byte, error) {
 	p := canonParser{rest: gobReader{b: data}, types: map[int64]*gobWire{}}
 	top, err := p.parse()
 	if err != nil {
 		return nil, err
+	}
+	for _, t := range p.types {
+		for _, c := range t.components(nil) {
+			if c > wireInterface && p.types[c] == nil {
+				return nil, errGobCorrupt // a definition refers to no type
+			}
+		}
 	}
 	w := canonWriter{types: p.types, renum: map[int64]int64{}, next: wireFirstUser}
 	w.walk(top)
@@ -207,7 +214,7 @@ func (p *canonParser) count(s *canonSeq) (uint64, error) {
 	} else {
 		n, err = p.uint(s)
 	}
-	if err == nil && n > uint64(len(p.msg.b)) {
+	if err == nil && n > uint64(len(p.msg.b)+len(p.rest.b)) {
 		err = errGobCorrupt
 	}
 	return n, err
@@ -242,11 +249,6 @@ func (p *canonParser) value(s *canonSeq, id int64) error {
 	defer func() { p.depth-- }()
 	switch w.field {
 	case wireArrayT, wireSliceT:
-		if w.field == wireArrayT && w.elem == wireUint {
-			// [N]uint8 is written as bytes, other unsigned arrays as
-			// numbers, and their definitions are the same.
-			return errGobUnsupported
-		}
 		n, err := p.count(s)
 		if err != nil {
 			return err
@@ -265,16 +267,16 @@ func (p *canonParser) value(s *canonSeq, id int64) error {
 		if err != nil {
 			return err
 		}
-		part := canonPart{kind: partMap, ents: make([]canonEntry, n)}
-		for i := range part.ents {
-			e := &part.ents[i]
-			e.key, e.val = &canonSeq{}, &canonSeq{}
+		part := canonPart{kind: partMap}
+		for range n {
+			e := canonEntry{key: &canonSeq{}, val: &canonSeq{}}
 			if err := p.value(e.key, w.key); err != nil {
 				return err
 			}
 			if err := p.value(e.val, w.elem); err != nil {
 				return err
 			}
+			part.ents = append(part.ents, e)
 		}
 		if !sortCanonEntries(part.ents) {
 			return errGobUnsupported

@@ -47,7 +47,6 @@ type gobDecoder struct {
 	depth    int
 	strBytes int
 	strs     strings.Builder
-	names    [gobNumComposites]string // the registered names looked up so far
 }
 
 // stream reads the definitions and the value message of data into values.
@@ -293,19 +292,6 @@ func (d *gobDecoder) str(b []byte) string {
 	return d.strs.String()[start:]
 }
 
-// registered reports whether name is the name composite kind i is
-// registered under in this process.
-func (d *gobDecoder) registered(i int, name []byte) bool {
-	if d.names[i] == "" {
-		n, ok := gobNames.registered(i)
-		if !ok {
-			return false
-		}
-		d.names[i] = n
-	}
-	return d.names[i] == string(name)
-}
-
 // iface reads an interface value; key says it is a map key, which must be
 // a string, a boolean or a number.
 func (d *gobDecoder) iface(key bool) (any, bool) {
@@ -347,7 +333,7 @@ func (d *gobDecoder) iface(key bool) (any, bool) {
 	}
 	i := -1
 	for j := range gobComposites {
-		if d.registered(j, name) {
+		if gobNames.registeredAs(j, name) {
 			i = j
 			break
 		}

@@ -51,9 +51,7 @@ const (
 const gobMaxDepth = 1024
 
 // errGobUnsupported says the canonical rewriter cannot rewrite a valid
-// stream: one holding an array of unsigned integers, whose elements the
-// wire type alone does not say how to read, or a map with two keys of the
-// same form.
+// stream: one holding a map with two keys of the same form.
 var errGobUnsupported = errors.New("gob: stream not rewritten")
 
 // errGobTooDeep refuses values nested more than gobMaxDepth deep.
@@ -217,7 +215,11 @@ func readGobDef(r *gobReader, defines int64, w *gobWire) bool {
 		}
 		return false
 	})
-	if !ok || !r.bytes(0x00) || id != defines { // the end of wireType
+	// The ID inside need not be the one defined: encoding/gob writes
+	// another for a pointer to a type with its own encoding, and its
+	// decoder goes by the message's.
+	_ = defines
+	if !ok || !r.bytes(0x00) || id == 0 { // the end of wireType
 		return false
 	}
 	if field <= wireMapT {
@@ -283,11 +285,12 @@ const gobNumComposites = 4
 var gobComposites = []struct {
 	kind   *gobKind
 	sample any
+	name   string // the name gob.Register gives it
 }{
-	{kindMapAny, map[any]any{}},
-	{kindMapString, map[string]any{}},
-	{kindSliceAny, []any{}},
-	{kindTime, time.Time{}},
+	{kindMapAny, map[any]any{}, "map[interface {}]interface {}"},
+	{kindMapString, map[string]any{}, "map[string]interface {}"},
+	{kindSliceAny, []any{}, "[]interface {}"},
+	{kindTime, time.Time{}, "time.Time"},
 }
 
 // gobScalarKind returns the scalar kind registered under name, or nil.
@@ -349,6 +352,24 @@ func (g *gobRegistry) registered(i int) (string, bool) {
 		g.names[i], g.known[i] = name, true
 	}
 	return name, ok
+}
+
+// registeredAs reports whether composite kind i is registered under name,
+// learning it from encoding/gob only when name is the one gob.Register
+// gives it: a name given with gob.RegisterName is known once this process
+// has encoded a value of the kind.
+func (g *gobRegistry) registeredAs(i int, name []byte) bool {
+	g.mu.Lock()
+	known, n := g.known[i], g.names[i]
+	g.mu.Unlock()
+	if known {
+		return n == string(name)
+	}
+	if string(name) != gobComposites[i].name {
+		return false
+	}
+	n, ok := g.registered(i)
+	return ok && n == string(name)
 }
 
 // gobRegisteredName learns from encoding/gob the name v's type is

@@ -12,6 +12,13 @@ import (
 	"time"
 )
 
+// gobStamp holds a pointer to a type with its own gob encoding, whose
+// definition encoding/gob writes with another ID inside.
+type gobStamp struct {
+	Name string
+	At   *time.Time
+}
+
 // gobPoint is a user type, off the fast path.
 type gobPoint struct {
 	X, Y int
@@ -29,7 +36,22 @@ func init() {
 	gob.Register(gobPoint{})
 	gob.Register([]string{})
 	gob.Register(float32(0))
+	gob.Register(gobStamp{})
+	gob.Register([4]byte{})
+	gob.Register([2]uint16{})
 }
+
+// manySlow is a session of many entries whose values are off the fast
+// path: encoding/gob splits its value message after the first definition.
+func manySlow(n int) map[any]any {
+	m := make(map[any]any, n)
+	for i := range n {
+		m[i] = []string{"x"}
+	}
+	return m
+}
+
+var stampTime = time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
 
 // stdGobEncode and stdGobDecode are encoding/gob alone, the reference the
 // fast path must agree with.
@@ -109,14 +131,17 @@ func manyEntries(n int) map[any]any {
 
 // slowGobCases are sessions the fast path leaves to encoding/gob.
 var slowGobCases = map[string]map[any]any{
-	"string slice": {"roles": []string{"admin", "editor"}},
-	"float32":      {"f": float32(1.5)},
-	"nil key":      {nil: "x"},
-	"map value":    {"m": map[string]int{"a": 1, "b": 2, "c": 3}},
-	"struct":       {"p": gobPoint{X: 1, Tags: map[string]int{"z": 1, "a": 2}, Any: map[string]any{"q": 1, "r": []any{time.Unix(3, 0).UTC()}}}},
-	"mixed":        {"user": "ada", "at": time.Unix(0, 0).UTC(), "roles": []string{"x"}, "m": map[string]any{"k": map[string]int{"y": 1, "x": 2}}},
-	"time key":     {time.Unix(5, 0).UTC(): "t", "other": map[any]any{time.Unix(6, 0).UTC(): 1, "s": 2}},
-	"nan keys":     {math.NaN(): 1, "x": map[any]any{math.NaN(): "a", math.NaN(): "b"}},
+	"string slice":           {"roles": []string{"admin", "editor"}},
+	"float32":                {"f": float32(1.5)},
+	"nil key":                {nil: "x"},
+	"map value":              {"m": map[string]int{"a": 1, "b": 2, "c": 3}},
+	"struct":                 {"p": gobPoint{X: 1, Tags: map[string]int{"z": 1, "a": 2}, Any: map[string]any{"q": 1, "r": []any{time.Unix(3, 0).UTC()}}}},
+	"mixed":                  {"user": "ada", "at": time.Unix(0, 0).UTC(), "roles": []string{"x"}, "m": map[string]any{"k": map[string]int{"y": 1, "x": 2}}},
+	"time key":               {time.Unix(5, 0).UTC(): "t", "other": map[any]any{time.Unix(6, 0).UTC(): 1, "s": 2}},
+	"nan keys":               {math.NaN(): 1, "x": map[any]any{math.NaN(): "a", math.NaN(): "b"}},
+	"pointer to a marshaler": {"s": gobStamp{Name: "a", At: &stampTime}},
+	"many slow entries":      manySlow(60),
+	"arrays":                 {"csrf": [4]byte{1, 200, 3, 4}, "u": [2]uint16{300, 1}, "user": "ada", "n": 1, "m": 2},
 }
 
 // checkCanonical checks what every encoding GobSerializer writes must be:
@@ -436,6 +461,47 @@ func TestGobReusesTheStoredEncoding(t *testing.T) {
 			}
 			if want, _ := (GobSerializer{}).Serialize(changed); !bytes.Equal(got, want) {
 				t.Error("serializeReusing of changed values differs from Serialize")
+			}
+		})
+	}
+}
+
+// TestGobCanonicalizeRefusesBadStreams: streams encoding/gob would refuse
+// are errors, never a panic or an allocation out of proportion.
+func TestGobCanonicalizeRefusesBadStreams(t *testing.T) {
+	// A struct definition whose field refers to no type, in a value that
+	// never reads the field.
+	undefined := appendGobDef(nil, 64, wireMapAny, gobSame)
+	undefined = appendGobDef(undefined, 65, &gobWire{field: wireStructT, fields: []gobWireField{{"F", 99}}}, gobSame)
+	body := appendGobInt(nil, 64)
+	body = append(body, 0, 1)
+	body, _ = appendGobIface(body, "k", true)
+	body = append(body, 1, 'x')
+	body = appendGobInt(body, 65)
+	body = append(body, 1, 0)
+	undefined = append(undefined, gobMessage(body)...)
+
+	// Maps nested deep, each claiming a huge count.
+	var deep []byte
+	deep = appendGobDef(deep, 64, wireMapAny, gobSame)
+	deep = appendGobDef(deep, 65, wireMapString, gobSame)
+	v := appendGobInt(nil, 64)
+	v = append(v, 0, 1)
+	v, _ = appendGobIface(v, "k", true)
+	for range 1000 {
+		v = append(v, byte(len("map[string]interface {}")))
+		v = append(v, "map[string]interface {}"...)
+		v = appendGobInt(v, 65)
+		v = append(v, 0x01, 0x00)
+		v = appendGobUint(v, 20000)
+		v = append(v, 0x01, 'a')
+	}
+	deep = append(deep, gobMessage(v)...)
+
+	for name, data := range map[string][]byte{"undefined field type": undefined, "huge counts": deep} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := gobCanonicalize(data); err == nil {
+				t.Error("gobCanonicalize accepted it")
 			}
 		})
 	}
