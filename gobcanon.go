@@ -112,7 +112,7 @@ func (p *canonParser) define(id int64) error {
 		return errGobCorrupt
 	}
 	w := new(gobWire)
-	if !readGobDef(&p.msg, id, w) {
+	if !readGobDef(&p.msg, w) {
 		return errGobCorrupt
 	}
 	p.types[id] = w

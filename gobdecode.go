@@ -85,7 +85,7 @@ func (d *gobDecoder) stream(data []byte, values map[any]any) bool {
 		}
 		var wire gobWire
 		w := &wire
-		if !readGobDef(&m, id, w) || len(m.b) != 0 {
+		if !readGobDef(&m, w) || len(m.b) != 0 {
 			return false
 		}
 		i := gobCompositeOf(w)
@@ -188,7 +188,7 @@ func (d *gobDecoder) mapAny(m map[any]any) bool {
 	return true
 }
 
-// gobKeyForm splits a scalar key as appendGobScalar writes it into the two
+// gobKeyForm splits a scalar key as appendGobIface writes it into the two
 // parts of its sort form: its name and wire type, then what follows the
 // byte count.
 func gobKeyForm(key []byte) (head, tail []byte) {

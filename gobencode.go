@@ -196,7 +196,7 @@ func (e *gobEncoder) mapAny(m map[any]any) (bool, error) {
 	e.buf = appendGobUint(e.buf, uint64(len(m)))
 	for i := first; i < len(e.ents); i++ {
 		var ok bool
-		e.buf, ok = appendGobScalar(e.buf, e.ents[i].key)
+		e.buf, ok = appendGobIface(e.buf, e.ents[i].key, true)
 		if !ok {
 			return false, nil
 		}
@@ -352,13 +352,9 @@ func gobScalarParts(v any) (kind *gobKind, u uint64, s string, bs []byte, ok boo
 	return nil, 0, "", nil, false
 }
 
-// appendGobScalar appends a map key v as an interface value: its type's
-// name, its wire type, its size, and the value as a singleton. Keys may
-// not be nil or byte slices.
-func appendGobScalar(b []byte, v any) ([]byte, bool) { return appendGobIface(b, v, true) }
-
-// appendGobIface appends a scalar or nil v as an interface value; a key
-// may not be nil or a byte slice.
+// appendGobIface appends a scalar or nil v as an interface value: its
+// type's name, its wire type, its size, and the value as a singleton. A
+// key may not be nil or a byte slice.
 func appendGobIface(b []byte, v any, key bool) ([]byte, bool) {
 	if v == nil {
 		return append(b, 0x00), !key
@@ -383,9 +379,9 @@ func appendGobIface(b []byte, v any, key bool) ([]byte, bool) {
 }
 
 // appendGobScalarForm appends the sort form of a map key v: as
-// appendGobScalar writes it, without the byte count.
+// appendGobIface writes it, without the byte count.
 func appendGobScalarForm(b []byte, v any) ([]byte, bool) {
-	kind, u, s, bs, ok := gobScalarParts(v)
+	kind, u, s, _, ok := gobScalarParts(v)
 	if !ok || kind == kindBytes {
 		return b, false
 	}
@@ -395,6 +391,5 @@ func appendGobScalarForm(b []byte, v any) ([]byte, bool) {
 	if kind == kindString {
 		return appendGobString(b, s), true
 	}
-	_ = bs
 	return appendGobUint(b, u), true
 }

@@ -151,8 +151,8 @@ func appendGobNameID(b []byte, name string, id int64) []byte {
 	return append(b, 0x00)
 }
 
-// readGobDef reads the wireType that defines id (after the ID) into w.
-func readGobDef(r *gobReader, defines int64, w *gobWire) bool {
+// readGobDef reads a wireType (after the ID it defines) into w.
+func readGobDef(r *gobReader, w *gobWire) bool {
 	field, ok := r.uint()
 	if !ok || field < wireArrayT || field > wireTextT {
 		return false
@@ -218,7 +218,6 @@ func readGobDef(r *gobReader, defines int64, w *gobWire) bool {
 	// The ID inside need not be the one defined: encoding/gob writes
 	// another for a pointer to a type with its own encoding, and its
 	// decoder goes by the message's.
-	_ = defines
 	if !ok || !r.bytes(0x00) || id == 0 { // the end of wireType
 		return false
 	}

@@ -680,8 +680,8 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 	}
 	var data []byte
 	var err error
-	if r, ok := s.serializer.(reusingSerializer); ok && loaded {
-		data, err = r.serializeReusing(sess.Values, st.data)
+	if rs, ok := s.serializer.(reusingSerializer); ok && loaded {
+		data, err = rs.serializeReusing(sess.Values, st.data)
 	} else {
 		data, err = s.serializer.Serialize(sess.Values)
 	}
