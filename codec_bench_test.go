@@ -279,6 +279,7 @@ func BenchmarkGobShapes(b *testing.B) {
 		{"time", with("signed_in", time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC))},
 		{"nested-map", with("prefs", map[string]any{"theme": "dark", "lang": "en", "size": 12})},
 		{"struct", with("point", gobPoint{X: 1, Y: 2, Tags: map[string]int{"a": 1}})},
+		{"depth=100", nested(100)},
 	} {
 		data, err := GobSerializer{}.Serialize(shape.values)
 		if err != nil {

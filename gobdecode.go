@@ -15,16 +15,25 @@ import (
 // encoding/gob's own encoding of sessions of basic types have them), and
 // leaves the rest to encoding/gob.
 func gobFastDecode(data []byte, values map[any]any) bool {
-	// Check the whole stream, and total the bytes of its strings, before
-	// storing anything, so that a stream given up halfway leaves values as
-	// it was and the strings of a session share one allocation.
-	scan := gobDecoder{}
-	if !scan.stream(data, nil) {
+	if len(values) != 0 {
+		// Check the whole stream before storing anything, so that a stream
+		// given up halfway leaves the values there were as they were.
+		scan := gobDecoder{}
+		if !scan.stream(data, nil) {
+			return false
+		}
+	}
+	// Without values to keep, one pass builds the values, and a stream
+	// given up halfway leaves values empty again.
+	empty := len(values) == 0
+	d := gobDecoder{build: true, size: len(data)}
+	if !d.stream(data, values) {
+		if empty {
+			clear(values)
+		}
 		return false
 	}
-	d := gobDecoder{build: true}
-	d.strs.Grow(scan.strBytes)
-	return d.stream(data, values)
+	return true
 }
 
 // gobCanonical reports whether data is a canonical encoding (see
@@ -39,14 +48,15 @@ func gobCanonical(data []byte) bool {
 // gobDecoder reads one stream, checking it (and, when strict, that it is
 // canonical) and, when build is set, making its values.
 type gobDecoder struct {
-	r        gobReader
-	build    bool
-	strict   bool
-	ids      [gobNumComposites]int64 // the ID each composite kind is defined under, or 0
-	used     int64                   // strict: how many user IDs the value has used
-	depth    int
-	strBytes int
-	strs     strings.Builder
+	r      gobReader
+	build  bool
+	strict bool
+	ids    [gobNumComposites]int64 // the ID each composite kind is defined under, or 0
+	used   int64                   // strict: how many user IDs the value has used
+	depth  int
+	size   int             // the stream's length, which bounds its strings'
+	strs   strings.Builder // the strings built, sharing their allocation
+	names  gobNameCache
 }
 
 // stream reads the definitions and the value message of data into values.
@@ -246,7 +256,6 @@ func (d *gobDecoder) mapString() (map[string]any, bool) {
 			}
 			prev = form
 		}
-		d.strBytes += len(k.b)
 		v, ok := d.iface(false)
 		if !ok {
 			return nil, false
@@ -285,8 +294,15 @@ func (d *gobDecoder) slice() ([]any, bool) {
 	return s, true
 }
 
-// str returns the string b, cut from the session's shared strings.
+// str returns the string b, cut from the session's shared strings: they
+// are written to a buffer of the stream's size or 4 KiB, whichever is
+// less, then to buffers twice as large, up to the stream's size.
 func (d *gobDecoder) str(b []byte) string {
+	if d.strs.Cap()-d.strs.Len() < len(b) {
+		next := min(max(2*d.strs.Cap(), 4<<10), d.size)
+		d.strs = strings.Builder{}
+		d.strs.Grow(max(next, len(b)))
+	}
 	start := d.strs.Len()
 	d.strs.Write(b)
 	return d.strs.String()[start:]
@@ -317,9 +333,6 @@ func (d *gobDecoder) iface(key bool) (any, bool) {
 		if !ok || len(val.b) != 0 {
 			return nil, false
 		}
-		if kind == kindString {
-			d.strBytes += len(s.b)
-		}
 		if !d.build {
 			return nil, true
 		}
@@ -331,13 +344,7 @@ func (d *gobDecoder) iface(key bool) (any, bool) {
 	if key {
 		return nil, false
 	}
-	i := -1
-	for j := range gobComposites {
-		if gobNames.registeredAs(j, name) {
-			i = j
-			break
-		}
-	}
+	i := d.names.lookup(name)
 	if i < 0 {
 		return nil, false
 	}

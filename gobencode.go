@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -53,6 +54,7 @@ type gobEncoder struct {
 	ents  []gobMapEntry // entries of the maps being written
 	forms []byte        // their keys' sort forms
 	depth int
+	names gobNameCache // kept across encodings: a registered name never changes
 }
 
 // gobHole is a byte count to insert at pos in buf: n bytes follow it, of
@@ -216,13 +218,11 @@ func (e *gobEncoder) mapString(m map[string]any) (bool, error) {
 	}
 	first := len(e.ents)
 	for k, v := range m {
-		start := len(e.forms)
-		e.forms = appendGobString(e.forms, k)
-		e.ents = append(e.ents, gobMapEntry{skey: k, val: v, formStart: start, form: len(e.forms)})
+		e.ents = append(e.ents, gobMapEntry{skey: k, val: v})
 	}
-	if !e.sortEntries(first) {
-		return false, nil
-	}
+	// A string key's sort form is its gob encoding, length first; the keys
+	// of a map differ.
+	slices.SortFunc(e.ents[first:], func(a, b gobMapEntry) int { return gobCompareStrings(a.skey, b.skey) })
 	e.buf = appendGobUint(e.buf, uint64(len(m)))
 	for i := first; i < len(e.ents); i++ {
 		e.buf = appendGobString(e.buf, e.ents[i].skey)
@@ -249,6 +249,15 @@ func (e *gobEncoder) sortEntries(first int) bool {
 	return true
 }
 
+// gobCompareStrings compares the gob encodings of a and b.
+func gobCompareStrings(a, b string) int {
+	if len(a) != len(b) {
+		var na, nb [9]byte
+		return bytes.Compare(appendGobUint(na[:0], uint64(len(a))), appendGobUint(nb[:0], uint64(len(b))))
+	}
+	return strings.Compare(a, b)
+}
+
 // iface writes v as an interface value.
 func (e *gobEncoder) iface(v any) (bool, error) {
 	var i int
@@ -266,7 +275,7 @@ func (e *gobEncoder) iface(v any) (bool, error) {
 		e.buf, ok = appendGobIface(e.buf, v, false)
 		return ok, nil
 	}
-	name, ok := gobNames.registered(i)
+	name, ok := e.names.registered(i)
 	if !ok {
 		return false, nil
 	}

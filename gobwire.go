@@ -353,22 +353,58 @@ func (g *gobRegistry) registered(i int) (string, bool) {
 	return name, ok
 }
 
-// registeredAs reports whether composite kind i is registered under name,
-// learning it from encoding/gob only when name is the one gob.Register
-// gives it: a name given with gob.RegisterName is known once this process
-// has encoded a value of the kind.
-func (g *gobRegistry) registeredAs(i int, name []byte) bool {
+// registeredAs returns the name composite kind i is registered under when
+// that is name, learning it from encoding/gob only when name is the one
+// gob.Register gives it: a name given with gob.RegisterName is known once
+// this process has encoded a value of the kind.
+func (g *gobRegistry) registeredAs(i int, name []byte) (string, bool) {
 	g.mu.Lock()
 	known, n := g.known[i], g.names[i]
 	g.mu.Unlock()
 	if known {
-		return n == string(name)
+		return n, n == string(name)
 	}
 	if string(name) != gobComposites[i].name {
-		return false
+		return "", false
 	}
 	n, ok := g.registered(i)
-	return ok && n == string(name)
+	return n, ok && n == string(name)
+}
+
+// gobNameCache holds the registered names one encoding or decoding has
+// looked up, so that it takes the registry's lock once per kind.
+type gobNameCache struct {
+	names [gobNumComposites]string
+	known [gobNumComposites]bool
+}
+
+// registered is gobNames.registered, remembered.
+func (c *gobNameCache) registered(i int) (string, bool) {
+	if c.known[i] {
+		return c.names[i], true
+	}
+	n, ok := gobNames.registered(i)
+	c.names[i], c.known[i] = n, ok
+	return n, ok
+}
+
+// lookup returns the composite kind registered under name, or -1.
+func (c *gobNameCache) lookup(name []byte) int {
+	for i := range gobComposites {
+		if c.known[i] && c.names[i] == string(name) {
+			return i
+		}
+	}
+	for i := range gobComposites {
+		if c.known[i] {
+			continue
+		}
+		if n, ok := gobNames.registeredAs(i, name); ok {
+			c.names[i], c.known[i] = n, true
+			return i
+		}
+	}
+	return -1
 }
 
 // gobRegisteredName learns from encoding/gob the name v's type is

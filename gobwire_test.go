@@ -95,21 +95,22 @@ var fastGobCases = map[string]map[any]any{
 		"uint": uint(math.MaxUint), "uint8": uint8(255), "uint16": uint16(math.MaxUint16),
 		"uint32": uint32(math.MaxUint32), "uint64": uint64(1 << 63), "zero": uint(0), "byte": uint8(127),
 	},
-	"floats":          {"pi": math.Pi, "neg": -0.5, "zero": 0.0, "negzero": math.Copysign(0, -1), "inf": math.Inf(-1), "tiny": math.SmallestNonzeroFloat64},
-	"non-string keys": {1: "one", int64(1): "one64", uint8(1): "byte", true: "yes", 2.5: "float", "1": "string"},
-	"large":           {"blob": bytes.Repeat([]byte{0xfe}, 100<<10), "text": string(bytes.Repeat([]byte("x"), 70000))},
-	"many entries":    manyEntries(300),
-	"long keys":       {strings.Repeat("k", 200): 1, strings.Repeat("k", 100): 2, strings.Repeat("j", 70000): 3, "k": 4},
-	"time":            {"at": time.Date(2026, 12, 1, 0, 0, 0, 5, time.UTC), "zone": time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600+7))},
-	"flashes":         {"_flash": []any{"saved", 2}, "user": "ada"},
-	"flash and time":  flashAndTime(),
-	"empty slice":     {"s": []any{}, "nil": []any(nil)},
-	"nested maps":     {"m": map[string]any{"a": 1, "b": map[string]any{"c": []any{"d", map[any]any{1: 2, "x": nil}}}}},
-	"empty maps":      {"a": map[string]any{}, "b": map[any]any{}, "c": map[string]any(nil)},
-	"every composite": {"m": map[any]any{"t": time.Unix(1, 0).UTC()}, "s": []any{map[string]any{"u": time.Unix(2, 0).UTC()}}},
-	"depth 10":        nested(10),
-	"depth 100":       nested(100),
-	"depth 1000":      nested(1000),
+	"floats":           {"pi": math.Pi, "neg": -0.5, "zero": 0.0, "negzero": math.Copysign(0, -1), "inf": math.Inf(-1), "tiny": math.SmallestNonzeroFloat64},
+	"non-string keys":  {1: "one", int64(1): "one64", uint8(1): "byte", true: "yes", 2.5: "float", "1": "string"},
+	"long string keys": {"m": map[string]any{"k": 1, strings.Repeat("a", 130): 2, strings.Repeat("b", 300): 3, strings.Repeat("a", 127): 4}},
+	"large":            {"blob": bytes.Repeat([]byte{0xfe}, 100<<10), "text": string(bytes.Repeat([]byte("x"), 70000))},
+	"many entries":     manyEntries(300),
+	"long keys":        {strings.Repeat("k", 200): 1, strings.Repeat("k", 100): 2, strings.Repeat("j", 70000): 3, "k": 4},
+	"time":             {"at": time.Date(2026, 12, 1, 0, 0, 0, 5, time.UTC), "zone": time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600+7))},
+	"flashes":          {"_flash": []any{"saved", 2}, "user": "ada"},
+	"flash and time":   flashAndTime(),
+	"empty slice":      {"s": []any{}, "nil": []any(nil)},
+	"nested maps":      {"m": map[string]any{"a": 1, "b": map[string]any{"c": []any{"d", map[any]any{1: 2, "x": nil}}}}},
+	"empty maps":       {"a": map[string]any{}, "b": map[any]any{}, "c": map[string]any(nil)},
+	"every composite":  {"m": map[any]any{"t": time.Unix(1, 0).UTC()}, "s": []any{map[string]any{"u": time.Unix(2, 0).UTC()}}},
+	"depth 10":         nested(10),
+	"depth 100":        nested(100),
+	"depth 1000":       nested(1000),
 }
 
 // flashAndTime is a typical signed-in session: a user, a sign-in time and
@@ -382,6 +383,13 @@ func FuzzGobFastDecode(f *testing.F) {
 		if !gobFastDecode(data, got) {
 			if canonical {
 				t.Fatalf("gobCanonical accepted what the fast path does not read: % x", data)
+			}
+			if len(got) != 0 {
+				t.Fatalf("a refused stream left %d values in an empty map: % x", len(got), data)
+			}
+			kept := map[any]any{"kept": "yes"}
+			if gobFastDecode(data, kept) || len(kept) != 1 || kept["kept"] != "yes" {
+				t.Fatalf("a refused stream changed the values there were to %#v: % x", kept, data)
 			}
 			return
 		}
