@@ -308,6 +308,13 @@ func (d *gobDecoder) str(b []byte) string {
 	return d.strs.String()[start:]
 }
 
+// gorillaFlashKey is the key gorilla/sessions keeps flashes under by
+// default; boxedFlashKey is it as an interface value, which a session with
+// flashes then holds without allocating.
+const gorillaFlashKey = "_flash"
+
+var boxedFlashKey any = gorillaFlashKey
+
 // iface reads an interface value; key says it is a map key, which must be
 // a string, a boolean or a number.
 func (d *gobDecoder) iface(key bool) (any, bool) {
@@ -337,6 +344,9 @@ func (d *gobDecoder) iface(key bool) (any, bool) {
 			return nil, true
 		}
 		if kind == kindString {
+			if string(s.b) == gorillaFlashKey {
+				return boxedFlashKey, true
+			}
 			return d.str(s.b), true
 		}
 		return kind.box(s.u, s.b), true
