@@ -15,7 +15,8 @@ import (
 // encoding/gob's own encoding of sessions of basic types have them), and
 // leaves the rest to encoding/gob.
 func gobFastDecode(data []byte, values map[any]any) bool {
-	if len(values) != 0 {
+	empty := len(values) == 0
+	if !empty {
 		// Check the whole stream before storing anything, so that a stream
 		// given up halfway leaves the values there were as they were.
 		scan := gobDecoder{}
@@ -25,7 +26,6 @@ func gobFastDecode(data []byte, values map[any]any) bool {
 	}
 	// Without values to keep, one pass builds the values, and a stream
 	// given up halfway leaves values empty again.
-	empty := len(values) == 0
 	d := gobDecoder{build: true, size: len(data)}
 	if !d.stream(data, values) {
 		if empty {
@@ -56,7 +56,6 @@ type gobDecoder struct {
 	depth  int
 	size   int             // the stream's length, which bounds its strings'
 	strs   strings.Builder // the strings built, sharing their allocation
-	names  gobNameCache
 }
 
 // stream reads the definitions and the value message of data into values.
@@ -354,7 +353,7 @@ func (d *gobDecoder) iface(key bool) (any, bool) {
 	if key {
 		return nil, false
 	}
-	i := d.names.lookup(name)
+	i := gobNames.lookup(name)
 	if i < 0 {
 		return nil, false
 	}

@@ -54,7 +54,6 @@ type gobEncoder struct {
 	ents  []gobMapEntry // entries of the maps being written
 	forms []byte        // their keys' sort forms
 	depth int
-	names gobNameCache // kept across encodings: a registered name never changes
 }
 
 // gobHole is a byte count to insert at pos in buf: n bytes follow it, of
@@ -275,7 +274,7 @@ func (e *gobEncoder) iface(v any) (bool, error) {
 		e.buf, ok = appendGobIface(e.buf, v, false)
 		return ok, nil
 	}
-	name, ok := e.names.registered(i)
+	name, ok := gobNames.registered(i)
 	if !ok {
 		return false, nil
 	}

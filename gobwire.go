@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/bits"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -329,11 +330,11 @@ func gobScalarKind(name []byte) *gobKind {
 
 // gobRegistry holds the names this process registered the composite kinds
 // under, as far as they are known. gob.Register cannot be undone and a type
-// has only one name, so a name once learned stays right.
+// has only one name, so a name once learned stays right, and is read
+// without the lock, which only serialises learning one.
 type gobRegistry struct {
 	mu    sync.Mutex
-	names [gobNumComposites]string // by index in gobComposites
-	known [gobNumComposites]bool
+	names [gobNumComposites]atomic.Pointer[string] // by index in gobComposites; nil while unknown
 }
 
 var gobNames gobRegistry
@@ -341,66 +342,40 @@ var gobNames gobRegistry
 // registered returns the name composite kind i is registered under, and
 // false while it is not registered.
 func (g *gobRegistry) registered(i int) (string, bool) {
+	if n := g.names[i].Load(); n != nil {
+		return *n, true
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.known[i] {
-		return g.names[i], true
+	if n := g.names[i].Load(); n != nil {
+		return *n, true
 	}
 	name, ok := gobRegisteredName(gobComposites[i].sample)
 	if ok {
-		g.names[i], g.known[i] = name, true
+		g.names[i].Store(&name)
 	}
 	return name, ok
 }
 
-// registeredAs returns the name composite kind i is registered under when
-// that is name, learning it from encoding/gob only when name is the one
-// gob.Register gives it: a name given with gob.RegisterName is known once
-// this process has encoded a value of the kind.
-func (g *gobRegistry) registeredAs(i int, name []byte) (string, bool) {
-	g.mu.Lock()
-	known, n := g.known[i], g.names[i]
-	g.mu.Unlock()
-	if known {
-		return n, n == string(name)
+// registeredAs reports whether composite kind i is registered under name,
+// learning it from encoding/gob only when name is the one gob.Register
+// gives it: a name given with gob.RegisterName is known once this process
+// has encoded a value of the kind.
+func (g *gobRegistry) registeredAs(i int, name []byte) bool {
+	if n := g.names[i].Load(); n != nil {
+		return *n == string(name)
 	}
 	if string(name) != gobComposites[i].name {
-		return "", false
+		return false
 	}
 	n, ok := g.registered(i)
-	return n, ok && n == string(name)
-}
-
-// gobNameCache holds the registered names one encoding or decoding has
-// looked up, so that it takes the registry's lock once per kind.
-type gobNameCache struct {
-	names [gobNumComposites]string
-	known [gobNumComposites]bool
-}
-
-// registered is gobNames.registered, remembered.
-func (c *gobNameCache) registered(i int) (string, bool) {
-	if c.known[i] {
-		return c.names[i], true
-	}
-	n, ok := gobNames.registered(i)
-	c.names[i], c.known[i] = n, ok
-	return n, ok
+	return ok && n == string(name)
 }
 
 // lookup returns the composite kind registered under name, or -1.
-func (c *gobNameCache) lookup(name []byte) int {
+func (g *gobRegistry) lookup(name []byte) int {
 	for i := range gobComposites {
-		if c.known[i] && c.names[i] == string(name) {
-			return i
-		}
-	}
-	for i := range gobComposites {
-		if c.known[i] {
-			continue
-		}
-		if n, ok := gobNames.registeredAs(i, name); ok {
-			c.names[i], c.known[i] = n, true
+		if g.registeredAs(i, name) {
 			return i
 		}
 	}
