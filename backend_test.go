@@ -27,21 +27,30 @@ func (m *mapBackend) Get(_ context.Context, key string, now time.Time) (Record, 
 	return r, nil
 }
 
-func (m *mapBackend) Put(_ context.Context, rec Record, mode PutMode) error {
+func (m *mapBackend) Create(_ context.Context, rec Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.recs[rec.Key]; ok {
+		return ErrExists
+	}
+	m.recs[rec.Key] = rec
+	return nil
+}
+
+func (m *mapBackend) Update(_ context.Context, rec Record) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old, ok := m.recs[rec.Key]
-	switch {
-	case mode == PutNew && ok:
-		return ErrExists
-	case mode == PutExisting && (!ok || expired(rec.Modified, old.Expires)):
+	if !ok || expired(rec.Modified, old.Expires) {
 		return ErrNotFound
 	}
 	m.recs[rec.Key] = rec
 	return nil
 }
 
-func (m *mapBackend) SetExpires(_ context.Context, key string, expires, modified time.Time) error {
+func (m *mapBackend) DeleteOwner(context.Context, string) (int, error) { return 0, ErrUnsupported }
+
+func (m *mapBackend) Touch(_ context.Context, key string, expires, modified time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.recs[key]
@@ -64,7 +73,8 @@ func (m *mapBackend) Delete(_ context.Context, key string, now time.Time) error 
 	return nil
 }
 
-func (m *mapBackend) DeleteExpired(_ context.Context, now time.Time) (ReapStats, error) {
+func (m *mapBackend) Reap(_ context.Context, opts ReaperOptions) (ReapStats, error) {
+	now := opts.cutoff(opts.now())
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var st ReapStats
@@ -81,7 +91,7 @@ func (m *mapBackend) DeleteExpired(_ context.Context, now time.Time) (ReapStats,
 func TestCustomBackend(t *testing.T) {
 	b := newMapBackend()
 	clock := newFakeClock()
-	s, err := NewStore(context.Background(), "", WithBackend(b), WithKeyPairs(testHashKey), WithCleanupInterval(0), WithClock(clock.Now), WithTTL(time.Minute))
+	s, err := NewStore(context.Background(), "", WithBackend(b), WithKeyPairs(testHashKey), withCleanupInterval(0), withClock(clock.Now), WithTTL(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,8 +108,8 @@ func TestBadCookieCatalogue(t *testing.T) {
 
 	// A cookie of a live session signed with a pair since retired.
 	retiredHash := []byte("retired-hash-key-retired-hash-ke")
-	old, err := NewStore(context.Background(), e.table, WithClient(e.client),
-		WithKeyPairs(retiredHash, nil), WithCleanupInterval(0), WithClock(e.clock.Now))
+	old, err := NewStore(context.Background(), e.table, withAPI(e.client),
+		WithKeyPairs(retiredHash, nil), withCleanupInterval(0), withClock(e.clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,8 +302,8 @@ func TestUnencodableValuesCatalogue(t *testing.T) {
 
 // TestTooLargeCatalogue extends TestTooLargeIsRefusedBeforeWriting: a new
 // session over the limit writes nothing, an existing one keeps its row, and
-// the limit is DynamoDB's own to the byte: an item ItemSize puts at exactly
-// MaxItemSize is accepted by DynamoDB, one byte more is refused by
+// the limit is DynamoDB's own to the byte: an item itemSize puts at exactly
+// maxItemSize is accepted by DynamoDB, one byte more is refused by
 // DynamoDB too.
 func TestTooLargeCatalogue(t *testing.T) {
 	t.Run("new session", func(t *testing.T) {
@@ -311,7 +311,7 @@ func TestTooLargeCatalogue(t *testing.T) {
 			e := newEnv(t, WithSerializer(sz))
 			r := request()
 			sess, _ := e.store.New(r, "s")
-			sess.Values["blob"] = strings.Repeat("x", MaxItemSize)
+			sess.Values["blob"] = strings.Repeat("x", maxItemSize)
 			w := httptest.NewRecorder()
 			if err := sess.Save(r, w); !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("%T: Save = %v; want ErrTooLarge", sz, err)
@@ -329,7 +329,7 @@ func TestTooLargeCatalogue(t *testing.T) {
 		c := e.save("s", map[any]any{"n": 1})
 		r, sess, _ := e.load("s", c)
 		e.store.SetOwner(r, sess, "ada")
-		sess.Values["blob"] = strings.Repeat("x", MaxItemSize)
+		sess.Values["blob"] = strings.Repeat("x", maxItemSize)
 		e.calls.take()
 		w := httptest.NewRecorder()
 		if err := sess.Save(r, w); !errors.Is(err, ErrTooLarge) {
@@ -342,13 +342,13 @@ func TestTooLargeCatalogue(t *testing.T) {
 		if len(again.Values) != 1 || again.Values["n"] != 1 {
 			t.Fatalf("stored %v; want the old row intact", again.Values)
 		}
-		if item := e.rawItem(again.ID); item[AttrOwner] != nil {
+		if item := e.rawItem(again.ID); item[attrOwner] != nil {
 			t.Fatal("owner written by a refused Save")
 		}
 	})
 	t.Run("boundary", func(t *testing.T) {
 		e := newEnv(t)
-		// DynamoDB sizes a Number by its significant digits; ItemSize
+		// DynamoDB sizes a Number by its significant digits; itemSize
 		// counts trailing zeros too, so it may over-count by a byte. These
 		// times have none, so the two agree to the byte.
 		now := time.UnixMilli(1795612345123)
@@ -357,17 +357,17 @@ func TestTooLargeCatalogue(t *testing.T) {
 			{Key: storageKey("at-the-limit"), Expires: exp, Modified: now},
 			{Key: storageKey("at-the-limit-owned"), Expires: exp, Modified: now, Owner: "ada", Version: 12345},
 		} {
-			rec.Data = make([]byte, MaxItemSize-ItemSize(rec)-len(AttrValues))
-			if ItemSize(rec) != MaxItemSize {
-				t.Fatalf("ItemSize = %d; want %d", ItemSize(rec), MaxItemSize)
+			rec.Data = make([]byte, maxItemSize-itemSize(rec)-len(attrValues))
+			if itemSize(rec) != maxItemSize {
+				t.Fatalf("itemSize = %d; want %d", itemSize(rec), maxItemSize)
 			}
-			if err := e.store.backend.Put(context.Background(), rec, PutNew); err != nil {
-				t.Fatalf("item of exactly MaxItemSize: %v", err)
+			if err := e.store.backend.Create(context.Background(), rec); err != nil {
+				t.Fatalf("item of exactly maxItemSize: %v", err)
 			}
 			rec.Data = append(rec.Data, 0)
 			e.calls.take()
-			if err := e.store.backend.Put(context.Background(), rec, PutExisting); !errors.Is(err, ErrTooLarge) {
-				t.Fatalf("item of MaxItemSize+1 = %v; want ErrTooLarge", err)
+			if err := e.store.backend.Update(context.Background(), rec); !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("item of maxItemSize+1 = %v; want ErrTooLarge", err)
 			}
 			if calls := e.calls.take(); total(calls) != 0 {
 				t.Fatalf("DynamoDB calls %v for a too-large item", calls)
@@ -375,10 +375,10 @@ func TestTooLargeCatalogue(t *testing.T) {
 			// DynamoDB agrees: the stored item with one byte more is
 			// refused when written directly.
 			item := rawItemByKey(t, e.client, e.table, rec.Key)
-			item[AttrValues] = &types.AttributeValueMemberB{Value: rec.Data}
+			item[attrValues] = &types.AttributeValueMemberB{Value: rec.Data}
 			_, err := e.client.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(e.table), Item: item})
 			if err == nil || !strings.Contains(err.Error(), "size") {
-				t.Fatalf("DynamoDB accepted an item ItemSize puts over the limit: %v", err)
+				t.Fatalf("DynamoDB accepted an item itemSize puts over the limit: %v", err)
 			}
 		}
 	})

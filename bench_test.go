@@ -90,7 +90,7 @@ func rawGet(consistent bool) func(*testing.B, *benchTarget, *benchItem) func(int
 		return func(int) {
 			out, err := t.client.GetItem(ctx, &dynamodb.GetItemInput{
 				TableName:      aws.String(t.table),
-				Key:            map[string]types.AttributeValue{AttrID: &types.AttributeValueMemberS{Value: item.key}},
+				Key:            map[string]types.AttributeValue{attrID: &types.AttributeValueMemberS{Value: item.key}},
 				ConsistentRead: aws.Bool(consistent),
 			})
 			if err != nil || out.Item == nil {
@@ -127,7 +127,7 @@ func rawPutItem(ctx context.Context, b *testing.B, t *benchTarget, key string, d
 	}
 	if ifNew {
 		in.ConditionExpression = aws.String("attribute_not_exists(#i)")
-		in.ExpressionAttributeNames = map[string]string{"#i": AttrID}
+		in.ExpressionAttributeNames = map[string]string{"#i": attrID}
 	}
 	if _, err := t.client.PutItem(ctx, in); err != nil {
 		b.Fatalf("PutItem: %v", err)
@@ -137,10 +137,10 @@ func rawPutItem(ctx context.Context, b *testing.B, t *benchTarget, key string, d
 // rawItem is a whole session item as the raw writes store it.
 func rawItem(key string, data []byte, now time.Time) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
-		AttrID:       &types.AttributeValueMemberS{Value: key},
-		AttrValues:   &types.AttributeValueMemberB{Value: data},
-		AttrExpires:  &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(DefaultTTL).Unix(), 10)},
-		AttrModified: &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
+		attrID:       &types.AttributeValueMemberS{Value: key},
+		attrValues:   &types.AttributeValueMemberB{Value: data},
+		attrExpires:  &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(defaultTTL).Unix(), 10)},
+		attrModified: &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
 	}
 }
 
@@ -236,13 +236,13 @@ func rawUpdate(ctx context.Context, b *testing.B, t *benchTarget, key string, da
 	now := t.clock.Now()
 	_, err := t.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(t.table),
-		Key:                      map[string]types.AttributeValue{AttrID: &types.AttributeValueMemberS{Value: key}},
+		Key:                      map[string]types.AttributeValue{attrID: &types.AttributeValueMemberS{Value: key}},
 		UpdateExpression:         aws.String("SET #v = :v, #e = :e, #m = :m"),
 		ConditionExpression:      aws.String("attribute_exists(#i) AND #e > :now"),
-		ExpressionAttributeNames: map[string]string{"#i": AttrID, "#v": AttrValues, "#e": AttrExpires, "#m": AttrModified},
+		ExpressionAttributeNames: map[string]string{"#i": attrID, "#v": attrValues, "#e": attrExpires, "#m": attrModified},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":v":   &types.AttributeValueMemberB{Value: data},
-			":e":   &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(DefaultTTL).Unix(), 10)},
+			":e":   &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(defaultTTL).Unix(), 10)},
 			":m":   &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
 			":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Unix(), 10)},
 		},
@@ -387,7 +387,7 @@ func selectOps(names ...string) []benchOp {
 func BenchmarkDynamoDBLarge(b *testing.B) {
 	t := dynamoTarget(b)
 	ops := selectOps("new", "new-vs-conditional", "load+changed", "load+changed-vs-update")
-	best, err := NewCompressedSerializerLevel(nil, 4096, gzip.DefaultCompression)
+	best, err := newCompressedSerializer(nil, 4096, gzip.DefaultCompression)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -395,7 +395,7 @@ func BenchmarkDynamoDBLarge(b *testing.B) {
 		b.Run(fmt.Sprintf("size=%dKB", size>>10), func(b *testing.B) {
 			runBenchOps(b, t, ops, []storeImpl{
 				{name: "store"},
-				{name: "store-gzip", opts: []Option{WithSerializer(NewCompressedSerializer(nil, 4096))}},
+				{name: "store-gzip", opts: []Option{WithSerializer(newCompressed(nil, 4096))}},
 				{name: "store-gzip-default", opts: []Option{WithSerializer(best)}},
 			}, largeSession(size))
 		})
@@ -468,7 +468,7 @@ func rawLivePut(ctx context.Context, b *testing.B, t *benchTarget, key string, d
 		TableName:                aws.String(t.table),
 		Item:                     rawItem(key, data, now),
 		ConditionExpression:      aws.String("attribute_exists(#i) AND #e > :now AND attribute_not_exists(#o)"),
-		ExpressionAttributeNames: map[string]string{"#i": AttrID, "#e": AttrExpires, "#o": AttrOwner},
+		ExpressionAttributeNames: map[string]string{"#i": attrID, "#e": attrExpires, "#o": attrOwner},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Unix(), 10)},
 		},

@@ -111,7 +111,7 @@ var operations = []operation{
 		name: "load, expired row",
 		prepare: func(x *rig, s *Store) *http.Cookie {
 			c := existing(x, s)
-			x.clock.Advance(DefaultTTL + time.Second)
+			x.clock.Advance(defaultTTL + time.Second)
 			return c
 		},
 		run: loadSave(func(_ *Store, _ *http.Request, sess *sessions.Session) error {
@@ -130,7 +130,7 @@ var operations = []operation{
 		name: "load+save unchanged, after touchAfter",
 		prepare: func(x *rig, s *Store) *http.Cookie {
 			c := existing(x, s)
-			x.clock.Advance(DefaultTouchAfter)
+			x.clock.Advance(defaultTouchAfter)
 			return c
 		},
 		run: loadSave(save),
@@ -311,16 +311,16 @@ func TestReferenceItemSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exp := numberAttr(t, item, AttrExpires)
+	exp := numberAttr(t, item, attrExpires)
 	floor := len(gobBytes) + len(storageKey(id)) + numberSize(exp)
 	t.Logf("item %d bytes: gob %d + key %d + expiry %d, and %d bytes of attribute names and last-written time",
 		got, len(gobBytes), len(storageKey(id)), numberSize(exp), got-floor)
 	if got > floor+20 {
 		t.Errorf("reference item is %d bytes, %d above gob + key + expiry; the target is at most 20", got, got-floor)
 	}
-	rec := Record{Key: storageKey(id), Data: gobBytes, Expires: time.Unix(exp, 0), Modified: time.UnixMilli(numberAttr(t, item, AttrModified))}
-	if ItemSize(rec) != got {
-		t.Errorf("ItemSize = %d; the stored item is %d bytes", ItemSize(rec), got)
+	rec := Record{Key: storageKey(id), Data: gobBytes, Expires: time.Unix(exp, 0), Modified: time.UnixMilli(numberAttr(t, item, attrModified))}
+	if itemSize(rec) != got {
+		t.Errorf("itemSize = %d; the stored item is %d bytes", itemSize(rec), got)
 	}
 }
 

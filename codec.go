@@ -3,7 +3,6 @@ package dynamostore
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/gob"
 	"encoding/json"
@@ -12,6 +11,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/dynamostore/dynamostore/internal/tableschema"
 	"github.com/gorilla/securecookie"
 )
 
@@ -219,33 +219,17 @@ func validID[T string | []byte](id T) bool {
 	return true
 }
 
-// storageKey returns the table key of a session ID: a SHA-256 of the ID in
-// unpadded URL-safe base64. The ID itself is never stored, so the table and
-// its backups hold nothing a cookie could be made from.
-func storageKey(id string) string {
-	var in [64]byte // session IDs fit, so hashing allocates nothing
-	var out [43]byte
-	return string(appendStorageKey(out[:0], append(in[:0], id...)))
-}
-
-// appendStorageKey appends the storage key of the session ID id to dst.
-func appendStorageKey(dst, id []byte) []byte {
-	sum := sha256.Sum256(id)
-	return base64.RawURLEncoding.AppendEncode(dst, sum[:])
-}
+// storageKey returns the table key of a session ID (see
+// tableschema.StorageKey).
+func storageKey(id string) string { return tableschema.StorageKey(id) }
 
 // idAndKey returns the session ID in raw and its storage key, made in one
 // allocation.
 func idAndKey(raw []byte) (id, key string) {
 	var buf [128]byte
-	both := string(appendStorageKey(append(buf[:0], raw...), raw))
+	both := string(tableschema.AppendStorageKey(append(buf[:0], raw...), raw))
 	return both[:len(raw)], both[len(raw):]
 }
-
-// StorageKey returns the partition key value under which the session with
-// the given ID is stored. Operators can use it to find or delete one
-// session's row.
-func StorageKey(sessionID string) string { return storageKey(sessionID) }
 
 // idCodec signs session IDs into cookie values and verifies them, through
 // securecookie codecs (several for key rotation: the first signs, all
@@ -296,7 +280,7 @@ func newIDCodec(keyPairs [][]byte, codecs []securecookie.Codec, touchAfter time.
 	if c.touchAfter > 0 {
 		c.recent = rawIDCodecs(keyPairs[:min(2, len(keyPairs))]...)[0].(*securecookie.SecureCookie)
 	}
-	c.setMaxAge(int(DefaultTTL / time.Second))
+	c.setMaxAge(int(defaultTTL / time.Second))
 	return c, nil
 }
 

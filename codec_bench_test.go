@@ -75,11 +75,11 @@ func BenchmarkIDCodec(b *testing.B) {
 		{"sign", [][]byte{testHashKey}},
 		{"sign+encrypt", [][]byte{testHashKey, testBlockKey}},
 	} {
-		c, err := newIDCodec(keys.pairs, nil, DefaultTouchAfter)
+		c, err := newIDCodec(keys.pairs, nil, defaultTouchAfter)
 		if err != nil {
 			b.Fatal(err)
 		}
-		c.setMaxAge(int(DefaultTTL.Seconds()))
+		c.setMaxAge(int(defaultTTL.Seconds()))
 		cookie, err := c.encode(benchCookie, id)
 		if err != nil {
 			b.Fatal(err)
@@ -225,7 +225,7 @@ func BenchmarkCompression(b *testing.B) {
 			})
 		}
 		values := largeSession(size)
-		cs := NewCompressedSerializer(nil, 4096)
+		cs := newCompressed(nil, 4096)
 		stored, err := cs.Serialize(values)
 		if err != nil {
 			b.Fatal(err)

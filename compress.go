@@ -8,72 +8,69 @@ import (
 	"sync"
 )
 
-// MaxDecompressedSize bounds how large a compressed session may grow when
+// maxDecompressedSize bounds how large a compressed session may grow when
 // it is decompressed, so a hostile or corrupt row cannot exhaust memory:
 // 16 MiB, forty times DynamoDB's item limit.
-const MaxDecompressedSize = 16 << 20
+const maxDecompressedSize = 16 << 20
 
 // gzipMagic is how every gzip stream begins (RFC 1952: ID1, ID2).
 var gzipMagic = []byte{0x1f, 0x8b}
 
-// CompressedSerializer wraps another Serializer and gzip-compresses its
-// output when it is at least a threshold long, so that large sessions cost
-// fewer write units and stay under DynamoDB's item limit. Output below the
-// threshold, or that does not shrink, is stored exactly as the inner
-// Serializer made it, so a table written without compression stays
-// readable after it is turned on.
-//
-// Compressed data is a standard gzip stream. Rows are told apart by the
-// gzip magic bytes (0x1f 0x8b), which neither GobSerializer nor
-// JSONSerializer output can begin with; inner output that does begin with
-// them is always compressed, so reading is never ambiguous. Rows written
-// compressed cannot be read by a Store without this wrapper.
-//
-// Use it with WithSerializer. It is safe for concurrent use; create it with
-// NewCompressedSerializer.
-type CompressedSerializer struct {
+// compressedSerializer is the Serializer NewCompressedSerializer returns.
+type compressedSerializer struct {
 	inner     Serializer
 	threshold int
 	level     int
-	maxSize   int       // MaxDecompressedSize, but for tests
+	maxSize   int       // maxDecompressedSize, but for tests
 	writers   sync.Pool // *gzip.Writer
 	readers   sync.Pool // *gzip.Reader
 }
 
-var _ Serializer = (*CompressedSerializer)(nil)
-
-// NewCompressedSerializer returns a Serializer that compresses the output
-// of inner (GobSerializer when nil) when it is threshold bytes or more; a
-// threshold of 0 or less compresses every non-empty value. Compression uses
-// gzip at its fastest level (gzip.BestSpeed), about as fast as zstd's
-// fastest level on session data; NewCompressedSerializerLevel trades more
-// CPU for fewer write units. A threshold of a few kilobytes suits most
-// applications: below 1 KB a write costs 1 WCU whatever its size.
-func NewCompressedSerializer(inner Serializer, threshold int) *CompressedSerializer {
-	c, _ := NewCompressedSerializerLevel(inner, threshold, gzip.BestSpeed) // a valid level
-	return c
+// NewCompressedSerializer returns a Serializer that wraps inner
+// (GobSerializer when nil) and gzip-compresses its output when it is
+// threshold bytes or more, so that large sessions cost fewer write units
+// and stay under DynamoDB's item limit; a threshold of 0 or less compresses
+// every non-empty value. A threshold of a few kilobytes suits most
+// applications: below 1 KB a write costs 1 WCU whatever its size. Output
+// below the threshold, or that does not shrink, is stored exactly as inner
+// made it, so a table written without compression stays readable after it
+// is turned on; rows written compressed cannot be read by a Store without
+// it. Use it with WithSerializer. It is safe for concurrent use.
+//
+// level is the gzip level: 0 for gzip.BestSpeed (1), about as fast as
+// zstd's fastest level on session data, or any level compress/gzip accepts
+// from gzip.HuffmanOnly (-2) and gzip.DefaultCompression (-1) to
+// gzip.BestCompression (9). On a 100 KB session the default level stores
+// about a fifth fewer bytes than the fastest for about four times the CPU
+// (see BENCHMARKS.md). Any other level is an error wrapping
+// ErrInvalidOption.
+//
+// Compressed data is a standard gzip stream. Rows are told apart by the
+// gzip magic bytes (0x1f 0x8b), which neither GobSerializer nor
+// JSONSerializer output can begin with; inner output that does begin with
+// them is always compressed, so reading is never ambiguous. Decompressed
+// data is limited to 16 MiB, so a hostile or corrupt row cannot exhaust
+// memory.
+func NewCompressedSerializer(inner Serializer, threshold, level int) (Serializer, error) {
+	return newCompressedSerializer(inner, threshold, level)
 }
 
-// NewCompressedSerializerLevel is NewCompressedSerializer with the gzip
-// level: any level compress/gzip accepts, from gzip.HuffmanOnly (-2) and
-// gzip.DefaultCompression (-1) through gzip.BestSpeed (1,
-// NewCompressedSerializer's) to gzip.BestCompression (9). On a 100 KB session
-// the default level stores about a fifth fewer bytes than the fastest for
-// about four times the CPU (see BENCHMARKS.md). Any other level is an error
-// wrapping ErrInvalidOption.
-func NewCompressedSerializerLevel(inner Serializer, threshold, level int) (*CompressedSerializer, error) {
+func newCompressedSerializer(inner Serializer, threshold, level int) (*compressedSerializer, error) {
+	if level == 0 {
+		level = gzip.BestSpeed
+	}
 	if level < gzip.HuffmanOnly || level > gzip.BestCompression {
 		return nil, fmt.Errorf("%w: gzip level %d is not between %d and %d", ErrInvalidOption, level, gzip.HuffmanOnly, gzip.BestCompression)
 	}
 	if inner == nil {
 		inner = GobSerializer{}
 	}
-	return &CompressedSerializer{inner: inner, threshold: threshold, level: level, maxSize: MaxDecompressedSize}, nil
+	return &compressedSerializer{inner: inner, threshold: threshold, level: level, maxSize: maxDecompressedSize}, nil
 }
 
 // Serialize implements Serializer: it serializes values with the inner
 // Serializer and compresses the result when it is long enough and shrinks.
-func (c *CompressedSerializer) Serialize(values map[any]any) ([]byte, error) {
+func (c *compressedSerializer) Serialize(values map[any]any) ([]byte, error) {
 	data, err := c.inner.Serialize(values)
 	if err != nil || len(data) == 0 {
 		return data, err
@@ -107,9 +104,9 @@ func (c *CompressedSerializer) Serialize(values map[any]any) ([]byte, error) {
 }
 
 // Deserialize implements Serializer: gzip data is decompressed (to at most
-// MaxDecompressedSize bytes) before the inner Serializer decodes it; other
+// maxDecompressedSize bytes) before the inner Serializer decodes it; other
 // data goes to the inner Serializer as it is.
-func (c *CompressedSerializer) Deserialize(data []byte, values map[any]any) error {
+func (c *compressedSerializer) Deserialize(data []byte, values map[any]any) error {
 	if !bytes.HasPrefix(data, gzipMagic) {
 		return c.inner.Deserialize(data, values)
 	}
@@ -121,7 +118,7 @@ func (c *CompressedSerializer) Deserialize(data []byte, values map[any]any) erro
 }
 
 // decompress gunzips data, refusing output over c.maxSize bytes.
-func (c *CompressedSerializer) decompress(data []byte) ([]byte, error) {
+func (c *compressedSerializer) decompress(data []byte) ([]byte, error) {
 	src := bytes.NewReader(data)
 	zr, _ := c.readers.Get().(*gzip.Reader)
 	var err error
@@ -153,7 +150,7 @@ func (c *CompressedSerializer) decompress(data []byte) ([]byte, error) {
 // sameValues implements canonicalSerializer: it compares what the two
 // encodings hold once decompressed, with the inner Serializer's
 // sameValues when it has one.
-func (c *CompressedSerializer) sameValues(data, stored []byte) bool {
+func (c *compressedSerializer) sameValues(data, stored []byte) bool {
 	plain := func(b []byte) ([]byte, bool) {
 		if !bytes.HasPrefix(b, gzipMagic) {
 			return b, true

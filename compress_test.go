@@ -76,7 +76,7 @@ func TestCompressedSerializerRoundTrip(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := NewCompressedSerializer(tt.inner, tt.threshold)
+			c := newCompressed(tt.inner, tt.threshold)
 			inner := tt.inner
 			if inner == nil {
 				inner = GobSerializer{}
@@ -119,14 +119,14 @@ func TestCompressedSerializerRoundTrip(t *testing.T) {
 
 func TestCompressedSerializerLevels(t *testing.T) {
 	for _, level := range []int{-3, 10} {
-		if _, err := NewCompressedSerializerLevel(nil, 0, level); !errors.Is(err, ErrInvalidOption) {
+		if _, err := newCompressedSerializer(nil, 0, level); !errors.Is(err, ErrInvalidOption) {
 			t.Errorf("level %d: %v; want ErrInvalidOption", level, err)
 		}
 	}
 	values := largeSession(100 << 10)
 	sizes := map[int]int{}
 	for _, level := range []int{gzip.BestSpeed, gzip.DefaultCompression, gzip.BestCompression} {
-		c, err := NewCompressedSerializerLevel(GobSerializer{}, 0, level)
+		c, err := newCompressedSerializer(GobSerializer{}, 0, level)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,7 +136,7 @@ func TestCompressedSerializerLevels(t *testing.T) {
 		}
 		got := map[any]any{}
 		// Any level reads any other's output.
-		if err := NewCompressedSerializer(nil, 0).Deserialize(data, got); err != nil || !reflect.DeepEqual(got, values) {
+		if err := newCompressed(nil, 0).Deserialize(data, got); err != nil || !reflect.DeepEqual(got, values) {
 			t.Fatalf("level %d: round trip failed: %v", level, err)
 		}
 		sizes[level] = len(data)
@@ -157,7 +157,7 @@ func TestCompressedSerializerReadsPlainRows(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := map[any]any{}
-			if err := NewCompressedSerializer(inner, 100).Deserialize(plain, got); err != nil {
+			if err := newCompressed(inner, 100).Deserialize(plain, got); err != nil {
 				t.Fatal(err)
 			}
 			if got["user"] != "ada" || got["s"] != values["s"] {
@@ -168,7 +168,7 @@ func TestCompressedSerializerReadsPlainRows(t *testing.T) {
 }
 
 func TestCompressedSerializerRejectsBadData(t *testing.T) {
-	c := NewCompressedSerializer(GobSerializer{}, 0)
+	c := newCompressed(GobSerializer{}, 0)
 	c.maxSize = 1 << 16
 	good, err := c.Serialize(map[any]any{"s": strings.Repeat("abc", 1000)})
 	if err != nil {
@@ -210,7 +210,7 @@ func TestCompressedSerializerRejectsBadData(t *testing.T) {
 }
 
 func TestCompressedSerializerConcurrent(t *testing.T) {
-	c := NewCompressedSerializer(GobSerializer{}, 1024)
+	c := newCompressed(GobSerializer{}, 1024)
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for i := range 8 {
@@ -247,7 +247,7 @@ func TestCompressedSerializerConcurrent(t *testing.T) {
 // reports the write units each costs with and without compression.
 func TestCompressedSessionsInDynamoDB(t *testing.T) {
 	x := newRig(t)
-	compressed := x.newStore(WithSerializer(NewCompressedSerializer(nil, 4096)))
+	compressed := x.newStore(WithSerializer(newCompressed(nil, 4096)))
 	for _, size := range []int{10 << 10, 100 << 10} {
 		t.Run(fmt.Sprintf("%dKB", size>>10), func(t *testing.T) {
 			values := largeSession(size)
@@ -257,7 +257,7 @@ func TestCompressedSessionsInDynamoDB(t *testing.T) {
 			id, c := create(t, compressed, values)
 			packed := x.meter.Take()
 			item := (&env{t: t, client: x.client, table: x.table}).rawItem(id)
-			v, ok := item[AttrValues].(*types.AttributeValueMemberB)
+			v, ok := item[attrValues].(*types.AttributeValueMemberB)
 			if !ok || !bytes.HasPrefix(v.Value, gzipMagic) {
 				t.Fatalf("stored values are not gzip")
 			}

@@ -34,7 +34,7 @@ func BenchmarkPairedConcurrency(b *testing.B) {
 			workers := make([]*worker, inFlight)
 			for i := range workers {
 				id, c := create(b, s, values)
-				workers[i] = &worker{key: StorageKey(id), cookie: c}
+				workers[i] = &worker{key: storageKey(id), cookie: c}
 			}
 			rounds := max(1, b.N/inFlight)
 			errs := make(chan error, inFlight)

@@ -200,7 +200,7 @@ func clearTable(t *testing.T, e *env) {
 	}
 	for _, item := range out.Items {
 		if _, err := e.client.DeleteItem(context.Background(), &dynamodb.DeleteItemInput{
-			TableName: aws.String(e.table), Key: map[string]types.AttributeValue{AttrID: item[AttrID]},
+			TableName: aws.String(e.table), Key: map[string]types.AttributeValue{attrID: item[attrID]},
 		}); err != nil {
 			t.Fatal(err)
 		}

@@ -66,9 +66,9 @@ func TestSaveReusesRecentCookie(t *testing.T) {
 		reused bool
 	}{
 		{name: "unchanged, fresh signature", reused: true},
-		{name: "unchanged, signed just inside touchAfter", age: DefaultTouchAfter - 2*time.Second, reused: true},
+		{name: "unchanged, signed just inside touchAfter", age: defaultTouchAfter - 2*time.Second, reused: true},
 		{name: "changed, fresh signature", change: func(s *sessions.Session) { s.Values["n"] = 2 }, reused: true},
-		{name: "signed before touchAfter", age: DefaultTouchAfter + 2*time.Second},
+		{name: "signed before touchAfter", age: defaultTouchAfter + 2*time.Second},
 		{name: "signed a day ago", age: 24 * time.Hour},
 		{name: "signed with a retired key", hash: retiredHash},
 		{name: "regenerated", regen: true},

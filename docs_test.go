@@ -89,7 +89,7 @@ func dynamoActions(text string) []string {
 // DynamoDB through.
 func apiMethods() map[string]bool {
 	m := map[string]bool{}
-	for _, it := range []reflect.Type{reflect.TypeFor[DynamoDBAPI](), reflect.TypeFor[TableAPI]()} {
+	for _, it := range []reflect.Type{reflect.TypeFor[dynamoAPI](), reflect.TypeFor[tableAPI]()} {
 		for i := range it.NumMethod() {
 			m[it.Method(i).Name] = true
 		}
@@ -121,7 +121,7 @@ func TestDocsIAMPolicies(t *testing.T) {
 					actions = append(actions, name)
 				}
 				for _, r := range st.Resource {
-					index := strings.HasSuffix(r, ":table/sessions/index/"+OwnerIndexName)
+					index := strings.HasSuffix(r, ":table/sessions/index/"+ownerIndexName)
 					if !strings.HasSuffix(r, ":table/sessions") && !index {
 						t.Errorf("statement %s: resource %q is neither the table nor its owner index", st.Sid, r)
 					}
@@ -130,8 +130,8 @@ func TestDocsIAMPolicies(t *testing.T) {
 					}
 				}
 				if lk, ok := st.Condition["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]; ok {
-					if !slices.Equal(lk, []string{LeaseKey}) {
-						t.Errorf("statement %s: LeadingKeys %q, want the lease key %q", st.Sid, lk, LeaseKey)
+					if !slices.Equal(lk, []string{leaseKey}) {
+						t.Errorf("statement %s: LeadingKeys %q, want the lease key %q", st.Sid, lk, leaseKey)
 					}
 					if !slices.Equal(st.Action, []string{"dynamodb:UpdateItem"}) {
 						t.Errorf("statement %s: the lease statement allows %q, want UpdateItem alone", st.Sid, st.Action)
@@ -168,11 +168,11 @@ func TestDocsCloudFormation(t *testing.T) {
 	wants := []struct{ re, want string }{
 		{`Type:\s*(\S+)`, "AWS::DynamoDB::Table"},
 		{`BillingMode:\s*(\S+)`, "PAY_PER_REQUEST"},
-		{`AttributeDefinitions:\s*\n\s*-\s*AttributeName:\s*(\S+)`, AttrID},
+		{`AttributeDefinitions:\s*\n\s*-\s*AttributeName:\s*(\S+)`, attrID},
 		{`AttributeType:\s*(\S+)`, "S"},
-		{`KeySchema:\s*\n\s*-\s*AttributeName:\s*(\S+)`, AttrID},
+		{`KeySchema:\s*\n\s*-\s*AttributeName:\s*(\S+)`, attrID},
 		{`KeyType:\s*(\S+)`, "HASH"},
-		{`TimeToLiveSpecification:\s*\n\s*AttributeName:\s*(\S+)`, AttrExpires},
+		{`TimeToLiveSpecification:\s*\n\s*AttributeName:\s*(\S+)`, attrExpires},
 		{`Enabled:\s*(\S+)`, "true"},
 	}
 	for _, w := range wants {
@@ -202,10 +202,10 @@ func TestDocsTerraform(t *testing.T) {
 	table := section(t, text, regexp.MustCompile(`(?m)^resource "aws_dynamodb_table" "sessions" \{`), topBlock)
 	wants := []struct{ re, want string }{
 		{`billing_mode\s*=\s*"([^"]*)"`, "PAY_PER_REQUEST"},
-		{`hash_key\s*=\s*"([^"]*)"`, AttrID},
-		{`attribute\s*\{\s*name\s*=\s*"([^"]*)"`, AttrID},
+		{`hash_key\s*=\s*"([^"]*)"`, attrID},
+		{`attribute\s*\{\s*name\s*=\s*"([^"]*)"`, attrID},
 		{`attribute\s*\{\s*name\s*=\s*"[^"]*"\s*type\s*=\s*"([^"]*)"`, "S"},
-		{`ttl\s*\{\s*attribute_name\s*=\s*"([^"]*)"`, AttrExpires},
+		{`ttl\s*\{\s*attribute_name\s*=\s*"([^"]*)"`, attrExpires},
 		{`ttl\s*\{\s*attribute_name\s*=\s*"[^"]*"\s*enabled\s*=\s*(\w+)`, "true"},
 	}
 	for _, w := range wants {
@@ -218,7 +218,7 @@ func TestDocsTerraform(t *testing.T) {
 		t.Errorf("aws_dynamodb_table defines %d attributes, want the key alone", n)
 	}
 	if regexp.MustCompile(`range_key`).MatchString(table) {
-		t.Errorf("aws_dynamodb_table has a range key; the store's key is %q alone", AttrID)
+		t.Errorf("aws_dynamodb_table has a range key; the store's key is %q alone", attrID)
 	}
 
 	for _, p := range policies {
@@ -237,8 +237,8 @@ func checkLease(t *testing.T, name, text string, reaps bool) {
 	t.Helper()
 	mentions := strings.Contains(text, "dynamodb:LeadingKeys")
 	switch {
-	case reaps && (!mentions || !strings.Contains(text, `"`+LeaseKey+`"`)):
-		t.Errorf("%s does not limit the reaper's UpdateItem to the lease item %q", name, LeaseKey)
+	case reaps && (!mentions || !strings.Contains(text, `"`+leaseKey+`"`)):
+		t.Errorf("%s does not limit the reaper's UpdateItem to the lease item %q", name, leaseKey)
 	case !reaps && mentions:
 		t.Errorf("%s has a lease condition but does not reap", name)
 	}
@@ -247,8 +247,8 @@ func checkLease(t *testing.T, name, text string, reaps bool) {
 // checkIndex checks that a policy that queries names the owner index.
 func checkIndex(t *testing.T, name, text string, queries bool) {
 	t.Helper()
-	if queries != strings.Contains(text, "/index/"+OwnerIndexName) {
-		t.Errorf("%s: Query allowed %v, but the owner index %q named %v", name, queries, OwnerIndexName, !queries)
+	if queries != strings.Contains(text, "/index/"+ownerIndexName) {
+		t.Errorf("%s: Query allowed %v, but the owner index %q named %v", name, queries, ownerIndexName, !queries)
 	}
 }
 
@@ -265,12 +265,12 @@ func TestDocsSnippets(t *testing.T) {
 		re   *regexp.Regexp
 		want []string // the values allowed
 	}{
-		{regexp.MustCompile(`AttributeName:\s*(\S+)`), []string{AttrID, AttrExpires}},
-		{regexp.MustCompile(`KeySchema:\s*\n\s*-\s*AttributeName:\s*(\S+)`), []string{AttrID}},
-		{regexp.MustCompile(`TimeToLiveSpecification:\s*\n\s*AttributeName:\s*(\S+)`), []string{AttrExpires}},
-		{regexp.MustCompile(`hash_key\s*=\s*"([^"]*)"`), []string{AttrID}},
-		{regexp.MustCompile(`attribute\s*\{\s*name\s*=\s*"([^"]*)"`), []string{AttrID}},
-		{regexp.MustCompile(`attribute_name\s*=\s*"([^"]*)"`), []string{AttrExpires}},
+		{regexp.MustCompile(`AttributeName:\s*(\S+)`), []string{attrID, attrExpires}},
+		{regexp.MustCompile(`KeySchema:\s*\n\s*-\s*AttributeName:\s*(\S+)`), []string{attrID}},
+		{regexp.MustCompile(`TimeToLiveSpecification:\s*\n\s*AttributeName:\s*(\S+)`), []string{attrExpires}},
+		{regexp.MustCompile(`hash_key\s*=\s*"([^"]*)"`), []string{attrID}},
+		{regexp.MustCompile(`attribute\s*\{\s*name\s*=\s*"([^"]*)"`), []string{attrID}},
+		{regexp.MustCompile(`attribute_name\s*=\s*"([^"]*)"`), []string{attrExpires}},
 	}
 	snippets := 0
 	for _, f := range files {

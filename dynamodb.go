@@ -12,43 +12,24 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/dynamostore/dynamostore/internal/tableschema"
 )
 
-// Attribute names of a session item. They are short on purpose: DynamoDB
-// counts attribute names in an item's size, and so in its write units.
+// The table's layout (see internal/tableschema).
 const (
-	// AttrID is the partition key (String): StorageKey of the session ID.
-	AttrID = "id"
-	// AttrValues holds the serialized session Values (Binary). It is
-	// absent when the session has no values.
-	AttrValues = "v"
-	// AttrExpires is the expiry in epoch seconds (Number). Enable
-	// DynamoDB's native TTL on it; EnsureTable does.
-	AttrExpires = "exp"
-	// AttrModified is when the item was last written, in epoch
-	// milliseconds (Number).
-	AttrModified = "mod"
-	// AttrVersion is the write counter used by optimistic locking
-	// (Number). It is absent unless WithOptimisticLocking is on.
-	AttrVersion = "ver"
-	// AttrOwner is the owner set by Store.SetOwner (String), the key of
-	// the owner index. It is absent for sessions without an owner.
-	AttrOwner = "own"
+	attrID         = tableschema.KeyAttr
+	attrValues     = tableschema.ValuesAttr
+	attrExpires    = tableschema.ExpiresAttr
+	attrModified   = tableschema.ModifiedAttr
+	attrVersion    = tableschema.VersionAttr
+	attrOwner      = tableschema.OwnerAttr
+	ownerIndexName = tableschema.OwnerIndex
+	maxItemSize    = tableschema.MaxItemSize
 )
 
-// OwnerIndexName is the name of the global secondary index on AttrOwner
-// that Store.RevokeOwner queries. EnsureTable creates it when
-// TableOptions.OwnerIndex is set.
-const OwnerIndexName = "owner-index"
-
-// MaxItemSize is DynamoDB's limit on the size of one item, attribute names
-// included: 400 KB.
-const MaxItemSize = 400 * 1024
-
-// DynamoDBAPI is the part of *dynamodb.Client that the DynamoDB backend uses.
-// Any value with these methods will do: a client wrapped for tracing, or a
-// fake in tests.
-type DynamoDBAPI interface {
+// dynamoAPI is the part of *dynamodb.Client that the DynamoDB backend uses,
+// so that tests can give it a fake.
+type dynamoAPI interface {
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
@@ -58,18 +39,19 @@ type DynamoDBAPI interface {
 	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 }
 
-var _ DynamoDBAPI = (*dynamodb.Client)(nil)
+var _ dynamoAPI = (*dynamodb.Client)(nil)
 
-// DynamoDBBackend is the Backend that keeps sessions in a DynamoDB table
-// whose partition key is AttrID (String). Create one with
-// NewDynamoDBBackend; the Store makes its own unless WithBackend is given.
-type DynamoDBBackend struct {
-	client         DynamoDBAPI
+// dynamoBackend is the Backend that keeps sessions in a DynamoDB table
+// whose partition key is attrID (String).
+type dynamoBackend struct {
+	client         dynamoAPI
 	table          *string
 	consistentRead *bool
+	owner          string        // reaper lease owner ID of this backend
+	reaping        chan struct{} // one reaper pass at a time
 
 	createCond compiledExpr // attribute_not_exists(id)
-	// updates holds the UpdateItem expressions of PutExisting, indexed by
+	// updates holds the UpdateItem expressions of Update, indexed by
 	// the updateFlags of the record written.
 	updates    [updateVariants]compiledExpr
 	touch      compiledExpr // SET exp, mod if live
@@ -79,25 +61,34 @@ type DynamoDBBackend struct {
 	reapDelete compiledExpr // delete if exp < now
 }
 
-var _ Backend = (*DynamoDBBackend)(nil)
+var _ Backend = (*dynamoBackend)(nil)
 
-// NewDynamoDBBackend returns a Backend on the named table. consistentRead
-// selects strongly consistent reads (the Store's default) or eventually
-// consistent ones, which cost half the read units but may miss a write made
-// a moment earlier through another instance.
-func NewDynamoDBBackend(client DynamoDBAPI, table string, consistentRead bool) (*DynamoDBBackend, error) {
+// NewDynamoDBBackend returns the Backend that keeps sessions in the named
+// DynamoDB table, the one a Store makes itself unless WithBackend is given:
+// for a job that reaps (its Reap) or revokes (its DeleteOwner) without a
+// Store, or to wrap in a Backend of your own. consistentRead selects
+// strongly consistent reads (the Store's default) or eventually consistent
+// ones, which cost half the read units but may miss a write made a moment
+// earlier through another instance.
+func NewDynamoDBBackend(client *dynamodb.Client, table string, consistentRead bool) (Backend, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil DynamoDB client", ErrInvalidOption)
 	}
+	return newDynamoBackend(client, table, consistentRead)
+}
+
+func newDynamoBackend(client dynamoAPI, table string, consistentRead bool) (*dynamoBackend, error) {
 	if err := validTableName(table); err != nil {
 		return nil, err
 	}
-	b := &DynamoDBBackend{
+	b := &dynamoBackend{
 		client:         client,
 		table:          aws.String(table),
 		consistentRead: aws.Bool(consistentRead),
+		owner:          newOwnerID(),
+		reaping:        make(chan struct{}, 1),
 	}
-	id, exp, mod := expression.Name(AttrID), expression.Name(AttrExpires), expression.Name(AttrModified)
+	id, exp, mod := expression.Name(attrID), expression.Name(attrExpires), expression.Name(attrModified)
 	live := expression.AttributeExists(id).And(exp.GreaterThan(param("now")))
 	for f := range updateFlags(updateVariants) {
 		var err error
@@ -114,7 +105,7 @@ func NewDynamoDBBackend(client DynamoDBAPI, table string, consistentRead bool) (
 		{&b.touch, expression.NewBuilder().WithCondition(live).WithUpdate(
 			expression.Set(exp, param("exp")).Set(mod, param("mod")))},
 		{&b.deleteLive, expression.NewBuilder().WithCondition(live)},
-		{&b.ownerQuery, expression.NewBuilder().WithKeyCondition(expression.Key(AttrOwner).Equal(expression.Value(paramMarker + "owner")))},
+		{&b.ownerQuery, expression.NewBuilder().WithKeyCondition(expression.Key(attrOwner).Equal(expression.Value(paramMarker + "owner")))},
 		{&b.reapScan, expression.NewBuilder().WithProjection(expression.NamesList(id, exp)).
 			WithFilter(exp.LessThan(param("now")))},
 		{&b.reapDelete, expression.NewBuilder().WithCondition(exp.LessThan(param("now")))},
@@ -126,7 +117,7 @@ func NewDynamoDBBackend(client DynamoDBAPI, table string, consistentRead bool) (
 	return b, nil
 }
 
-// updateFlags selects the UpdateItem expression of PutExisting.
+// updateFlags selects the UpdateItem expression of Update.
 type updateFlags int
 
 const (
@@ -156,7 +147,7 @@ func flagsOf(rec Record) updateFlags {
 // builder returns the UpdateItem expression for the flags: the row must be
 // live, and with withVersion hold the previous version.
 func (f updateFlags) builder(live expression.ConditionBuilder) expression.Builder {
-	v, exp, mod := expression.Name(AttrValues), expression.Name(AttrExpires), expression.Name(AttrModified)
+	v, exp, mod := expression.Name(attrValues), expression.Name(attrExpires), expression.Name(attrModified)
 	u := expression.Set(exp, param("exp")).Set(mod, param("mod"))
 	if f&withData != 0 {
 		u = u.Set(v, param("v"))
@@ -165,14 +156,14 @@ func (f updateFlags) builder(live expression.ConditionBuilder) expression.Builde
 	}
 	cond := live
 	if f&withVersion != 0 {
-		ver := expression.Name(AttrVersion)
+		ver := expression.Name(attrVersion)
 		u = u.Set(ver, param("ver"))
 		cond = cond.And(expression.AttributeNotExists(ver).Or(ver.Equal(param("prev"))))
 	}
 	if f&withOwner != 0 {
-		u = u.Set(expression.Name(AttrOwner), param("own"))
+		u = u.Set(expression.Name(attrOwner), param("own"))
 	} else if f&withoutOwner != 0 {
-		u = u.Remove(expression.Name(AttrOwner))
+		u = u.Remove(expression.Name(attrOwner))
 	}
 	return expression.NewBuilder().WithCondition(cond).WithUpdate(u)
 }
@@ -192,10 +183,9 @@ func validTableName(name string) error {
 }
 
 // Table returns the table name.
-func (b *DynamoDBBackend) Table() string { return *b.table }
 
 func keyOf(key string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{AttrID: &types.AttributeValueMemberS{Value: key}}
+	return map[string]types.AttributeValue{attrID: &types.AttributeValueMemberS{Value: key}}
 }
 
 func epochSeconds(t time.Time) *types.AttributeValueMemberN {
@@ -228,7 +218,7 @@ func newWriteValues(key string, data []byte, ns ...int64) *writeValues {
 
 // keyMap returns the Key parameter of the write.
 func (v *writeValues) keyMap() map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{AttrID: &v.key}
+	return map[string]types.AttributeValue{attrID: &v.key}
 }
 
 // setNumbers sets dst to Number values of ns, in order, with the digits of
@@ -254,7 +244,7 @@ func isConditionFailed(err error) bool {
 }
 
 // Get implements Backend with one GetItem.
-func (b *DynamoDBBackend) Get(ctx context.Context, key string, now time.Time) (Record, error) {
+func (b *dynamoBackend) Get(ctx context.Context, key string, now time.Time) (Record, error) {
 	out, err := b.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      b.table,
 		Key:            keyOf(key),
@@ -280,52 +270,52 @@ func (b *DynamoDBBackend) Get(ctx context.Context, key string, now time.Time) (R
 // error wrapping ErrDecode: such a row is never served.
 func decodeItem(key string, item map[string]types.AttributeValue) (Record, error) {
 	rec := Record{Key: key}
-	exp, ok := item[AttrExpires].(*types.AttributeValueMemberN)
+	exp, ok := item[attrExpires].(*types.AttributeValueMemberN)
 	if !ok {
-		return Record{}, fmt.Errorf("%w: item has no numeric %q attribute", ErrDecode, AttrExpires)
+		return Record{}, fmt.Errorf("%w: item has no numeric %q attribute", ErrDecode, attrExpires)
 	}
 	secs, err := strconv.ParseInt(exp.Value, 10, 64)
 	if err != nil {
-		return Record{}, fmt.Errorf("%w: attribute %q: %w", ErrDecode, AttrExpires, err)
+		return Record{}, fmt.Errorf("%w: attribute %q: %w", ErrDecode, attrExpires, err)
 	}
 	rec.Expires = time.Unix(secs, 0)
-	if mod, ok := item[AttrModified].(*types.AttributeValueMemberN); ok {
+	if mod, ok := item[attrModified].(*types.AttributeValueMemberN); ok {
 		if ms, err := strconv.ParseInt(mod.Value, 10, 64); err == nil {
 			rec.Modified = time.UnixMilli(ms)
 		}
 	}
-	switch v := item[AttrValues].(type) {
+	switch v := item[attrValues].(type) {
 	case nil:
 	case *types.AttributeValueMemberB:
 		rec.Data = v.Value
 	default:
-		return Record{}, fmt.Errorf("%w: attribute %q is not Binary", ErrDecode, AttrValues)
+		return Record{}, fmt.Errorf("%w: attribute %q is not Binary", ErrDecode, attrValues)
 	}
-	if ver, ok := item[AttrVersion].(*types.AttributeValueMemberN); ok {
+	if ver, ok := item[attrVersion].(*types.AttributeValueMemberN); ok {
 		if n, err := strconv.ParseInt(ver.Value, 10, 64); err == nil && n > 0 {
 			rec.Version = n
 		}
 	}
-	if own, ok := item[AttrOwner].(*types.AttributeValueMemberS); ok {
+	if own, ok := item[attrOwner].(*types.AttributeValueMemberS); ok {
 		rec.Owner = own.Value
 	}
 	return rec, nil
 }
 
-// ItemSize returns the size DynamoDB counts for the item rec is stored as:
+// itemSize returns the size DynamoDB counts for the item rec is stored as:
 // the lengths of attribute names and values.
-func ItemSize(rec Record) int {
-	n := len(AttrID) + len(rec.Key) +
-		len(AttrExpires) + numberSize(rec.Expires.Unix()) +
-		len(AttrModified) + numberSize(rec.Modified.UnixMilli())
+func itemSize(rec Record) int {
+	n := len(attrID) + len(rec.Key) +
+		len(attrExpires) + numberSize(rec.Expires.Unix()) +
+		len(attrModified) + numberSize(rec.Modified.UnixMilli())
 	if len(rec.Data) > 0 {
-		n += len(AttrValues) + len(rec.Data)
+		n += len(attrValues) + len(rec.Data)
 	}
 	if rec.Version > 0 {
-		n += len(AttrVersion) + numberSize(rec.Version)
+		n += len(attrVersion) + numberSize(rec.Version)
 	}
 	if rec.Owner != "" {
-		n += len(AttrOwner) + len(rec.Owner)
+		n += len(attrOwner) + len(rec.Owner)
 	}
 	return n
 }
@@ -340,92 +330,104 @@ func numberSize(v int64) int {
 	return (digits+1)/2 + 1
 }
 
-// Put implements Backend: PutNew is a PutItem conditioned on
-// attribute_not_exists(id); PutExisting an UpdateItem conditioned on the
-// item existing and not having expired. Neither is called when the item
-// would exceed MaxItemSize.
-func (b *DynamoDBBackend) Put(ctx context.Context, rec Record, mode PutMode) error {
-	if size := ItemSize(rec); size > MaxItemSize {
-		return fmt.Errorf("%w: item would be %d bytes; DynamoDB's limit is %d", ErrTooLarge, size, MaxItemSize)
+// Create implements Backend with a PutItem conditioned on
+// attribute_not_exists(id). It makes no call when the item would exceed
+// DynamoDB's item size limit.
+func (b *dynamoBackend) Create(ctx context.Context, rec Record) error {
+	if err := checkSize(rec); err != nil {
+		return err
 	}
-	var err error
-	op := "PutItem"
-	switch mode {
-	case PutNew:
-		v := newWriteValues(rec.Key, rec.Data, rec.Expires.Unix(), rec.Modified.UnixMilli())
-		item := map[string]types.AttributeValue{
-			AttrID:       &v.key,
-			AttrExpires:  &v.num[0],
-			AttrModified: &v.num[1],
+	v := newWriteValues(rec.Key, rec.Data, rec.Expires.Unix(), rec.Modified.UnixMilli())
+	item := map[string]types.AttributeValue{
+		attrID:       &v.key,
+		attrExpires:  &v.num[0],
+		attrModified: &v.num[1],
+	}
+	if len(rec.Data) > 0 {
+		item[attrValues] = &v.data
+	}
+	if rec.Version > 0 {
+		item[attrVersion] = &types.AttributeValueMemberN{Value: strconv.FormatInt(rec.Version, 10)}
+	}
+	if rec.Owner != "" {
+		item[attrOwner] = &types.AttributeValueMemberS{Value: rec.Owner}
+	}
+	_, err := b.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                b.table,
+		Item:                     item,
+		ConditionExpression:      b.createCond.condition,
+		ExpressionAttributeNames: b.createCond.names,
+		// On refusal, DynamoDB returns the item in the way.
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if isConditionFailed(err) {
+		if b.wroteAlready(ctx, rec, err) {
+			return nil
 		}
-		if len(rec.Data) > 0 {
-			item[AttrValues] = &v.data
-		}
-		if rec.Version > 0 {
-			item[AttrVersion] = &types.AttributeValueMemberN{Value: strconv.FormatInt(rec.Version, 10)}
-		}
-		if rec.Owner != "" {
-			item[AttrOwner] = &types.AttributeValueMemberS{Value: rec.Owner}
-		}
-		_, err = b.client.PutItem(ctx, &dynamodb.PutItemInput{
-			TableName:                b.table,
-			Item:                     item,
-			ConditionExpression:      b.createCond.condition,
-			ExpressionAttributeNames: b.createCond.names,
-			// On refusal, DynamoDB returns the item in the way.
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		})
-		if isConditionFailed(err) {
-			if b.wroteAlready(ctx, rec, err) {
-				return nil
-			}
-			return ErrExists
-		}
-	case PutExisting:
-		op = "UpdateItem"
-		f := flagsOf(rec)
-		e := &b.updates[f]
-		vals := make(map[string]types.AttributeValue, len(e.placeholders))
-		v := newWriteValues(rec.Key, rec.Data, rec.Modified.Unix(), rec.Expires.Unix(), rec.Modified.UnixMilli())
-		vals[e.ph("now")] = &v.num[0]
-		vals[e.ph("exp")] = &v.num[1]
-		vals[e.ph("mod")] = &v.num[2]
-		if f&withData != 0 {
-			vals[e.ph("v")] = &v.data
-		}
-		if f&withVersion != 0 {
-			vals[e.ph("ver")] = &types.AttributeValueMemberN{Value: strconv.FormatInt(rec.Version, 10)}
-			vals[e.ph("prev")] = &types.AttributeValueMemberN{Value: strconv.FormatInt(rec.Version-1, 10)}
-		}
-		if f&withOwner != 0 {
-			vals[e.ph("own")] = &types.AttributeValueMemberS{Value: rec.Owner}
-		}
-		_, err = b.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:                 b.table,
-			Key:                       v.keyMap(),
-			ConditionExpression:       e.condition,
-			UpdateExpression:          e.update,
-			ExpressionAttributeNames:  e.names,
-			ExpressionAttributeValues: vals,
-		})
-		if isConditionFailed(err) {
-			if f&withVersion != 0 {
-				return b.whyRefused(ctx, rec)
-			}
-			return ErrNotFound
-		}
-	default:
-		return fmt.Errorf("%w: unknown PutMode %d", ErrInvalidOption, mode)
+		return ErrExists
 	}
 	if err != nil {
-		return callError(op, "writing session", err)
+		return callError("PutItem", "writing session", err)
 	}
 	return nil
 }
 
-// SetExpires implements Backend with one conditional UpdateItem that touches
-// only the expiry and last-written attributes.
-func (b *DynamoDBBackend) SetExpires(ctx context.Context, key string, expires, modified time.Time) error {
+// Update implements Backend with an UpdateItem conditioned on the item
+// existing and not having expired (and, versioned, on its version). It
+// makes no call when the item would exceed DynamoDB's item size limit.
+func (b *dynamoBackend) Update(ctx context.Context, rec Record) error {
+	if err := checkSize(rec); err != nil {
+		return err
+	}
+	f := flagsOf(rec)
+	e := &b.updates[f]
+	vals := make(map[string]types.AttributeValue, len(e.placeholders))
+	v := newWriteValues(rec.Key, rec.Data, rec.Modified.Unix(), rec.Expires.Unix(), rec.Modified.UnixMilli())
+	vals[e.ph("now")] = &v.num[0]
+	vals[e.ph("exp")] = &v.num[1]
+	vals[e.ph("mod")] = &v.num[2]
+	if f&withData != 0 {
+		vals[e.ph("v")] = &v.data
+	}
+	if f&withVersion != 0 {
+		vals[e.ph("ver")] = &types.AttributeValueMemberN{Value: strconv.FormatInt(rec.Version, 10)}
+		vals[e.ph("prev")] = &types.AttributeValueMemberN{Value: strconv.FormatInt(rec.Version-1, 10)}
+	}
+	if f&withOwner != 0 {
+		vals[e.ph("own")] = &types.AttributeValueMemberS{Value: rec.Owner}
+	}
+	_, err := b.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 b.table,
+		Key:                       v.keyMap(),
+		ConditionExpression:       e.condition,
+		UpdateExpression:          e.update,
+		ExpressionAttributeNames:  e.names,
+		ExpressionAttributeValues: vals,
+	})
+	if isConditionFailed(err) {
+		if f&withVersion != 0 {
+			return b.whyRefused(ctx, rec)
+		}
+		return ErrNotFound
+	}
+	if err != nil {
+		return callError("UpdateItem", "writing session", err)
+	}
+	return nil
+}
+
+// checkSize refuses, with an error wrapping ErrTooLarge, a record whose
+// item would exceed DynamoDB's limit.
+func checkSize(rec Record) error {
+	if size := itemSize(rec); size > maxItemSize {
+		return fmt.Errorf("%w: item would be %d bytes; DynamoDB's limit is %d", ErrTooLarge, size, maxItemSize)
+	}
+	return nil
+}
+
+// Touch implements Backend with one conditional UpdateItem that sets only
+// the expiry and last-written attributes.
+func (b *dynamoBackend) Touch(ctx context.Context, key string, expires, modified time.Time) error {
 	e := &b.touch
 	v := newWriteValues(key, nil, modified.Unix(), expires.Unix(), modified.UnixMilli())
 	_, err := b.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
@@ -451,7 +453,7 @@ func (b *DynamoDBBackend) SetExpires(ctx context.Context, key string, expires, m
 
 // Delete implements Backend with one DeleteItem conditioned on the item
 // being live.
-func (b *DynamoDBBackend) Delete(ctx context.Context, key string, now time.Time) error {
+func (b *dynamoBackend) Delete(ctx context.Context, key string, now time.Time) error {
 	e := &b.deleteLive
 	_, err := b.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                 b.table,
@@ -472,7 +474,7 @@ func (b *DynamoDBBackend) Delete(ctx context.Context, key string, now time.Time)
 // whyRefused tells a versioned update refused because the row is gone
 // (ErrNotFound) from one refused because another write got there first
 // (ErrConflict), with one strongly consistent read on that failure path.
-func (b *DynamoDBBackend) whyRefused(ctx context.Context, rec Record) error {
+func (b *dynamoBackend) whyRefused(ctx context.Context, rec Record) error {
 	item, err := b.readRefused(ctx, rec.Key)
 	if err != nil {
 		return callError("GetItem", "reading session after a refused update", err)
@@ -489,7 +491,7 @@ func (b *DynamoDBBackend) whyRefused(ctx context.Context, rec Record) error {
 
 // readRefused reads, strongly consistent, the item under key that a
 // conditional write was refused over; nil when there is none.
-func (b *DynamoDBBackend) readRefused(ctx context.Context, key string) (map[string]types.AttributeValue, error) {
+func (b *dynamoBackend) readRefused(ctx context.Context, key string) (map[string]types.AttributeValue, error) {
 	out, err := b.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: b.table, Key: keyOf(key), ConsistentRead: aws.Bool(true),
 	})
@@ -499,18 +501,18 @@ func (b *DynamoDBBackend) readRefused(ctx context.Context, key string) (map[stri
 	return out.Item, nil
 }
 
-// DeleteOwner implements OwnerBackend: it queries OwnerIndexName for the
+// DeleteOwner implements Backend: it queries ownerIndexName for the
 // owner's sessions, page by page, and deletes each. The index is eventually
 // consistent, so a session written a moment before may be missed; call it
 // again, or rely on the session's expiry, where that matters.
-func (b *DynamoDBBackend) DeleteOwner(ctx context.Context, owner string) (int, error) {
+func (b *dynamoBackend) DeleteOwner(ctx context.Context, owner string) (int, error) {
 	if owner == "" {
-		return 0, fmt.Errorf("%w: empty owner", ErrInvalidOption)
+		return 0, nil // no session has the empty owner: SetOwner "" clears it
 	}
 	q := &b.ownerQuery
 	p := dynamodb.NewQueryPaginator(b.client, &dynamodb.QueryInput{
 		TableName:                 b.table,
-		IndexName:                 aws.String(OwnerIndexName),
+		IndexName:                 aws.String(ownerIndexName),
 		KeyConditionExpression:    q.keyCondition,
 		ExpressionAttributeNames:  q.names,
 		ExpressionAttributeValues: map[string]types.AttributeValue{q.ph("owner"): &types.AttributeValueMemberS{Value: owner}},
@@ -522,7 +524,7 @@ func (b *DynamoDBBackend) DeleteOwner(ctx context.Context, owner string) (int, e
 			return n, callError("Query", "querying sessions of an owner", err)
 		}
 		for _, item := range page.Items {
-			key, ok := item[AttrID].(*types.AttributeValueMemberS)
+			key, ok := item[attrID].(*types.AttributeValueMemberS)
 			if !ok {
 				continue
 			}
@@ -545,7 +547,7 @@ func (b *DynamoDBBackend) DeleteOwner(ctx context.Context, owner string) (int, e
 // with the refusal (ReturnValuesOnConditionCheckFailure); where a DynamoDB
 // implementation does not return it, one strongly consistent GetItem reads
 // it, on this rare path only.
-func (b *DynamoDBBackend) wroteAlready(ctx context.Context, rec Record, err error) bool {
+func (b *dynamoBackend) wroteAlready(ctx context.Context, rec Record, err error) bool {
 	var ccf *types.ConditionalCheckFailedException
 	if !errors.As(err, &ccf) {
 		return false

@@ -58,8 +58,8 @@ func TestSignOutAfterFailedLoad(t *testing.T) {
 				if ld.fail == nil {
 					// A row the Store cannot decode: written as JSON, read
 					// as gob.
-					js, err := NewStore(context.Background(), table, WithClient(clean), WithKeyPairs(testHashKey, testBlockKey),
-						WithCleanupInterval(0), WithSerializer(JSONSerializer{}))
+					js, err := NewStore(context.Background(), table, withAPI(clean), WithKeyPairs(testHashKey, testBlockKey),
+						withCleanupInterval(0), WithSerializer(JSONSerializer{}))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -95,7 +95,7 @@ func TestSignOutAfterFailedLoad(t *testing.T) {
 				w := httptest.NewRecorder()
 				err = so.do(fe.faulty, r, w, sess)
 				fe.ft.disarm()
-				item := rawItemByKey(t, clean, table, StorageKey(id))
+				item := rawItemByKey(t, clean, table, storageKey(id))
 				if ld.deleteFails {
 					if !errors.Is(err, ErrLoadFailed) {
 						t.Fatalf("sign-out during an outage = %v; want ErrLoadFailed", err)
@@ -162,7 +162,7 @@ func TestHugeMaxAge(t *testing.T) {
 		WithTTL(1 << 62),
 		WithCookieOptions(sessions.Options{Path: "/", MaxAge: 1 << 40}),
 	} {
-		if _, err := NewStore(context.Background(), "sessions", WithClient(client), WithKeyPairs(testHashKey), opt); !errors.Is(err, ErrInvalidOption) {
+		if _, err := NewStore(context.Background(), "sessions", withAPI(client), WithKeyPairs(testHashKey), opt); !errors.Is(err, ErrInvalidOption) {
 			t.Errorf("NewStore with a lifetime over 400 days = %v; want ErrInvalidOption", err)
 		}
 	}
@@ -231,8 +231,8 @@ func TestSetOwnerEmpty(t *testing.T) {
 	if err := sess.Save(r, httptest.NewRecorder()); err != nil {
 		t.Fatal(err)
 	}
-	if item := rawItemByKey(t, e.client, e.table, StorageKey(sess.ID)); item[AttrOwner] != nil {
-		t.Fatalf("owner attribute still stored: %v", item[AttrOwner])
+	if item := rawItemByKey(t, e.client, e.table, storageKey(sess.ID)); item[attrOwner] != nil {
+		t.Fatalf("owner attribute still stored: %v", item[attrOwner])
 	}
 	if n, err := e.store.RevokeOwner(context.Background(), "ada"); err != nil || n != 0 {
 		t.Fatalf("RevokeOwner = %d, %v; want 0 sessions", n, err)
@@ -272,7 +272,7 @@ func TestTouchAfterAgainstLifetime(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := NewStore(context.Background(), "sessions", append([]Option{WithClient(client), WithKeyPairs(testHashKey), WithCleanupInterval(0)}, tt.opts...)...)
+			s, err := NewStore(context.Background(), "sessions", append([]Option{withAPI(client), WithKeyPairs(testHashKey), withCleanupInterval(0)}, tt.opts...)...)
 			if tt.ok {
 				if err != nil {
 					t.Fatal(err)

@@ -5,8 +5,9 @@ import "errors"
 // Sentinel errors. Every error the Store returns wraps one of these or an
 // error from the AWS SDK, so callers can match them with errors.Is.
 var (
-	// ErrInvalidOption is returned by NewStore when an option is missing or
-	// out of range, and by EnsureTable (so by NewStore with WithAutoCreate)
+	// ErrInvalidOption is returned at construction only: by NewStore when
+	// an option is missing or out of range, by NewDynamoDBBackend for a
+	// nil client or an invalid table name, and by EnsureTable (so by NewStore with WithAutoCreate)
 	// when an existing table cannot serve the store: a wrong key schema,
 	// owner index or TTL attribute.
 	ErrInvalidOption = errors.New("dynamostore: invalid option")
@@ -54,10 +55,17 @@ var (
 	// written; load the session again and reapply the change.
 	ErrConflict = errors.New("dynamostore: session changed since it was loaded")
 
-	// ErrUnsupported is returned by RevokeOwner when the Backend does not
-	// implement OwnerBackend.
+	// ErrUnsupported is returned by a Backend that cannot do what it was
+	// asked, such as DeleteOwner (so Store.RevokeOwner) of one that cannot
+	// find records by owner.
 	ErrUnsupported = errors.New("dynamostore: not supported by this backend")
 
 	// ErrClosed is returned by Reap after Close.
 	ErrClosed = errors.New("dynamostore: store closed")
+
+	// ErrLeaseLost is returned by Reap when a pass stopped because it lost
+	// the reaper lease: another instance took it over, or it could not be
+	// renewed before it ran out. The rows deleted so far stay deleted; the
+	// new holder deletes the rest.
+	ErrLeaseLost = errors.New("dynamostore: reaper lease lost")
 )

@@ -52,10 +52,9 @@ func dropExampleTable(table string) {
 // DynamoDB that creates its table and runs no reaper goroutine.
 func localOptions(opts ...dynamostore.Option) []dynamostore.Option {
 	return append([]dynamostore.Option{
-		dynamostore.WithRegion("us-east-1"),
 		dynamostore.WithEndpoint(os.Getenv("DYNAMODB_ENDPOINT")),
 		dynamostore.WithAutoCreate(dynamostore.TableOptions{OnDemand: true}),
-		dynamostore.WithCleanupInterval(0),
+		dynamostore.WithReaper(dynamostore.ReaperOptions{Interval: -1}),
 	}, opts...)
 }
 
@@ -131,13 +130,13 @@ func visits(s *sessions.Session) int {
 }
 
 // A Store on DynamoDB Local, for development and tests: WithEndpoint points
-// it at the local server (with dummy credentials, since the endpoint is on
-// this machine) and WithAutoCreate creates the table on first use.
+// it at the local server (with dummy credentials and region us-east-1,
+// since the endpoint is on this machine) and WithAutoCreate creates the
+// table on first use.
 func ExampleNewStore_dynamoDBLocal() {
 	ctx := context.Background()
 	table := exampleTable()
 	store, err := dynamostore.NewStore(ctx, table,
-		dynamostore.WithRegion("us-east-1"),
 		dynamostore.WithEndpoint(os.Getenv("DYNAMODB_ENDPOINT")), // e.g. http://127.0.0.1:8000
 		dynamostore.WithAutoCreate(dynamostore.TableOptions{OnDemand: true}),
 		dynamostore.WithKeyPairs(hashKey))
@@ -243,45 +242,52 @@ func ExampleWithSerializer() {
 }
 
 // Tuning the reaper, which deletes expired rows between DynamoDB's own TTL
-// deletions. Every Store of a fleet runs it; the lease makes one of them
-// reap at a time. Reap runs a pass at once, as a scheduled job would.
-func ExampleStore_Reap() {
-	now := time.Now()
-	clock := func() time.Time { return now }
-	store, done := localStore(
+// deletions. Every Store of a fleet runs it; the lease (on by default)
+// makes one of them reap at a time.
+func ExampleWithReaper() {
+	store, err := dynamostore.NewStore(context.Background(), "sessions",
 		dynamostore.WithKeyPairs(hashKey),
-		dynamostore.WithTTL(time.Hour),
-		dynamostore.WithClock(clock),
-		// A pass every 10 minutes (jittered), in 4 parallel scan
-		// segments of at most 100 items a page, using no more than 50
-		// read and 25 write units a second.
-		dynamostore.WithCleanupInterval(10*time.Minute),
-		dynamostore.WithReaperSegments(4),
-		dynamostore.WithReaperPageSize(100),
-		dynamostore.WithReaperRate(50, 25),
-		dynamostore.WithReaperLease(true),
-		dynamostore.WithReaperLeaseDuration(time.Minute),
-		// Rows are deleted 5 minutes after they expired (the default),
-		// so an instance whose clock runs ahead does not delete sessions
-		// the others still serve.
-		dynamostore.WithReaperGrace(5*time.Minute),
-		dynamostore.WithReapHook(func(st dynamostore.ReapStats, err error) {
-			// Export st as metrics here.
+		dynamostore.WithReaper(dynamostore.ReaperOptions{
+			// A pass every 10 minutes (jittered), in 4 parallel scan
+			// segments of at most 100 items a page, using no more than
+			// 50 read and 25 write units a second. Rows are deleted 5
+			// minutes after they expired (the default grace), so an
+			// instance whose clock runs ahead does not delete sessions
+			// the others still serve.
+			Interval:   10 * time.Minute,
+			Segments:   4,
+			PageSize:   100,
+			ReadUnits:  50,
+			WriteUnits: 25,
+			OnPass: func(st dynamostore.ReapStats, err error) {
+				// Export st as metrics here.
+			},
 		}),
-		dynamostore.WithLogger(slog.New(slog.DiscardHandler)))
-	defer done()
-
-	for _, user := range []string{"ada", "grace", "edsger"} {
-		saveSession(store, map[string]any{"user": user})
-	}
-	now = now.Add(2 * time.Hour) // every session has expired
-
-	st, err := store.Reap(context.Background())
+		dynamostore.WithLogger(slog.Default()))
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("deleted %d expired sessions in %d segments\n", st.Deleted, st.Segments)
-	// Output: deleted 3 expired sessions in 4 segments
+	defer store.Close()
+}
+
+// A scheduled job (cron, a Lambda) that reaps without a Store: no signing
+// keys, only the table and the reaper options. The Store's own goroutine
+// is then turned off with a negative Interval.
+func ExampleNewDynamoDBBackend_reap() {
+	ctx := context.Background()
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	backend, err := dynamostore.NewDynamoDBBackend(dynamodb.NewFromConfig(cfg), "sessions", true)
+	if err != nil {
+		log.Fatal(err)
+	}
+	st, err := backend.Reap(ctx, dynamostore.ReaperOptions{Interval: -1})
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("deleted %d expired sessions, %.1f capacity units", st.Deleted, st.ConsumedCapacity)
 }
 
 // Regenerate at sign-in gives the session a new ID and keeps its values,

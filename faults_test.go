@@ -369,12 +369,12 @@ type faultEnv struct {
 
 func newFaultEnv(t *testing.T, clean *dynamodb.Client, table string, opts ...Option) *faultEnv {
 	fe := &faultEnv{t: t, ft: newFaultTransport(), clock: newFakeClock()}
-	base := []Option{WithKeyPairs(testHashKey, testBlockKey), WithCleanupInterval(0), WithClock(fe.clock.Now)}
+	base := []Option{WithKeyPairs(testHashKey, testBlockKey), withCleanupInterval(0), withClock(fe.clock.Now)}
 	var err error
-	if fe.ref, err = NewStore(context.Background(), table, append(append(base, WithClient(clean)), opts...)...); err != nil {
+	if fe.ref, err = NewStore(context.Background(), table, append(append(base, withAPI(clean)), opts...)...); err != nil {
 		t.Fatal(err)
 	}
-	if fe.faulty, err = NewStore(context.Background(), table, append(append(base, WithClient(faultyClient(t, fe.ft))), opts...)...); err != nil {
+	if fe.faulty, err = NewStore(context.Background(), table, append(append(base, withAPI(faultyClient(t, fe.ft))), opts...)...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = fe.ref.Close(); _ = fe.faulty.Close() })
@@ -767,22 +767,22 @@ func TestRetriedCreateFindsItsOwnRow(t *testing.T) {
 	ctx := context.Background()
 	// DynamoDB returns the item in the way with the refusal; some
 	// implementations (dynalite) do not, and the backend reads it instead.
-	backends := map[string]DynamoDBAPI{
+	backends := map[string]dynamoAPI{
 		"item with the refusal":     e.client,
 		"item not with the refusal": itemlessRefusals{e.client},
 	}
 	for name, client := range backends {
 		t.Run(name, func(t *testing.T) {
-			b, err := NewDynamoDBBackend(client, e.table, true)
+			b, err := newDynamoBackend(client, e.table, true)
 			if err != nil {
 				t.Fatal(err)
 			}
 			now := e.clock.Now()
 			rec := Record{Key: storageKey("retried-create " + name), Data: []byte("values"), Expires: now.Add(time.Hour), Modified: now, Owner: "ada"}
-			if err := b.Put(ctx, rec, PutNew); err != nil {
+			if err := b.Create(ctx, rec); err != nil {
 				t.Fatal(err)
 			}
-			if err := b.Put(ctx, rec, PutNew); err != nil {
+			if err := b.Create(ctx, rec); err != nil {
 				t.Fatalf("the same create again = %v; want nil", err)
 			}
 			for name, other := range map[string]func(*Record){
@@ -795,7 +795,7 @@ func TestRetriedCreateFindsItsOwnRow(t *testing.T) {
 			} {
 				o := rec
 				other(&o)
-				if err := b.Put(ctx, o, PutNew); !errors.Is(err, ErrExists) {
+				if err := b.Create(ctx, o); !errors.Is(err, ErrExists) {
 					t.Errorf("%s: create over an existing item = %v; want ErrExists", name, err)
 				}
 			}
@@ -805,10 +805,10 @@ func TestRetriedCreateFindsItsOwnRow(t *testing.T) {
 
 // itemlessRefusals is a DynamoDB client whose refused conditional PutItems
 // do not carry the item in the way.
-type itemlessRefusals struct{ DynamoDBAPI }
+type itemlessRefusals struct{ dynamoAPI }
 
 func (c itemlessRefusals) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	out, err := c.DynamoDBAPI.PutItem(ctx, in, optFns...)
+	out, err := c.dynamoAPI.PutItem(ctx, in, optFns...)
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
 		ccf.Item = nil
@@ -816,29 +816,33 @@ func (c itemlessRefusals) PutItem(ctx context.Context, in *dynamodb.PutItemInput
 	return out, err
 }
 
-// TestRetryOptions checks that WithRetryMaxAttempts and WithRetryMaxBackoff
-// reach the standard retryer of the client the Store builds: the attempts
-// counted at the transport under persistent faults, and the delays the
-// retryer would wait.
-func TestRetryOptions(t *testing.T) {
+// TestRetriesFromAWSConfig checks that the retry settings of the
+// aws.Config given to WithAWSConfig (RetryMaxAttempts, and a Retryer with
+// the SDK's AddWithMaxBackoffDelay) reach the client the Store builds: the
+// attempts counted at the transport under persistent faults, and the delays
+// the retryer would wait.
+func TestRetriesFromAWSConfig(t *testing.T) {
 	clean := dbtest.Client(t)
 	table := dbtest.NewTable(t, clean)
 	throttled := &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}
 	tests := []struct {
 		name         string
-		opts         []Option
+		attempts     int           // aws.Config.RetryMaxAttempts; 0: the SDK's
+		backoff      time.Duration // the Retryer's max backoff; 0: the SDK's
 		fault        fault
 		wantAttempts int
 		maxBackoff   time.Duration // 0: not checked
 	}{
 		// DynamoDB's SDK default is 4 attempts; its backoff for 5xx
 		// starts at 25ms.
-		{"defaults", nil, fault500, 4, 0},
-		{"max backoff only", []Option{WithRetryMaxBackoff(time.Millisecond)}, faultThrottling, 4, time.Millisecond},
-		{"max attempts 1", []Option{WithRetryMaxAttempts(1)}, faultThrottling, 1, 0},
-		{"max attempts 2", []Option{WithRetryMaxAttempts(2), WithRetryMaxBackoff(time.Millisecond)}, faultPTEE, 2, time.Millisecond},
-		{"max attempts 7", []Option{WithRetryMaxAttempts(7), WithRetryMaxBackoff(2 * time.Millisecond)}, faultThrottling, 7, 2 * time.Millisecond},
-		{"connection resets", []Option{WithRetryMaxAttempts(5), WithRetryMaxBackoff(time.Millisecond)}, faultResetBefore, 5, time.Millisecond},
+		{"defaults", 0, 0, fault500, 4, 0},
+		// A Retryer of the user's own, retry.NewStandard here, keeps its
+		// own 3 attempts.
+		{"max backoff only", 0, time.Millisecond, faultThrottling, 3, time.Millisecond},
+		{"max attempts 1", 1, 0, faultThrottling, 1, 0},
+		{"max attempts 2", 2, time.Millisecond, faultPTEE, 2, time.Millisecond},
+		{"max attempts 7", 7, 2 * time.Millisecond, faultThrottling, 7, 2 * time.Millisecond},
+		{"connection resets", 5, time.Millisecond, faultResetBefore, 5, time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -847,15 +851,19 @@ func TestRetryOptions(t *testing.T) {
 				Region:      dbtest.Region,
 				Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
 				HTTPClient:  &http.Client{Transport: ft},
+
+				RetryMaxAttempts: tt.attempts,
 			}
-			opts := append([]Option{WithAWSConfig(cfg), WithEndpoint(dbtest.Endpoint(t)),
-				WithKeyPairs(testHashKey), WithCleanupInterval(0)}, tt.opts...)
-			s, err := NewStore(context.Background(), table, opts...)
+			if tt.backoff > 0 {
+				cfg.Retryer = func() aws.Retryer { return retry.AddWithMaxBackoffDelay(retry.NewStandard(), tt.backoff) }
+			}
+			s, err := NewStore(context.Background(), table, WithAWSConfig(cfg), WithEndpoint(dbtest.Endpoint(t)),
+				WithKeyPairs(testHashKey), withCleanupInterval(0))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			retryer := s.backend.(*DynamoDBBackend).client.(*dynamodb.Client).Options().Retryer
+			retryer := s.backend.(*dynamoBackend).client.(*dynamodb.Client).Options().Retryer
 			if n := retryer.MaxAttempts(); n != tt.wantAttempts {
 				t.Errorf("retryer allows %d attempts; want %d", n, tt.wantAttempts)
 			}

@@ -97,7 +97,7 @@ func FuzzValidID(f *testing.F) {
 // ErrDecode.
 func FuzzDecodeItem(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v []byte, kinds uint8, exp, mod, ver, own string) {
-		item := map[string]types.AttributeValue{AttrID: &types.AttributeValueMemberS{Value: "key"}}
+		item := map[string]types.AttributeValue{attrID: &types.AttributeValueMemberS{Value: "key"}}
 		// Two bits per attribute choose its type: absent, N, S or B.
 		attr := func(shift uint, s string, b []byte) types.AttributeValue {
 			switch (kinds >> shift) & 3 {
@@ -111,16 +111,16 @@ func FuzzDecodeItem(f *testing.F) {
 			return nil
 		}
 		for name, av := range map[string]types.AttributeValue{
-			AttrValues:  attr(0, string(v), v),
-			AttrExpires: attr(2, exp, []byte(exp)),
-			AttrVersion: attr(4, ver, []byte(ver)),
-			AttrOwner:   attr(6, own, []byte(own)),
+			attrValues:  attr(0, string(v), v),
+			attrExpires: attr(2, exp, []byte(exp)),
+			attrVersion: attr(4, ver, []byte(ver)),
+			attrOwner:   attr(6, own, []byte(own)),
 		} {
 			if av != nil {
 				item[name] = av
 			}
 		}
-		item[AttrModified] = &types.AttributeValueMemberN{Value: mod}
+		item[attrModified] = &types.AttributeValueMemberN{Value: mod}
 		rec, err := decodeItem("key", item)
 		if err != nil {
 			if !errors.Is(err, ErrDecode) {
@@ -131,7 +131,7 @@ func FuzzDecodeItem(f *testing.F) {
 		if rec.Key != "key" || rec.Version < 0 {
 			t.Fatalf("decoded record %+v", rec)
 		}
-		if b, ok := item[AttrValues].(*types.AttributeValueMemberB); ok && !bytes.Equal(rec.Data, b.Value) {
+		if b, ok := item[attrValues].(*types.AttributeValueMemberB); ok && !bytes.Equal(rec.Data, b.Value) {
 			t.Fatal("decoded data differs from the stored bytes")
 		}
 		for _, sz := range []Serializer{GobSerializer{}, JSONSerializer{}} {

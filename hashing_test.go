@@ -117,8 +117,8 @@ func TestNoSessionIDAtRest(t *testing.T) {
 	var logBuf syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e := ownerEnv(t, WithLogger(logger), WithTouchAfter(time.Second), WithOptimisticLocking(true))
-	jsonStore, err := NewStore(context.Background(), e.table, WithClient(e.client), WithKeyPairs(testHashKey),
-		WithCleanupInterval(0), WithClock(e.clock.Now), WithSerializer(JSONSerializer{}), WithLogger(logger))
+	jsonStore, err := NewStore(context.Background(), e.table, withAPI(e.client), WithKeyPairs(testHashKey),
+		withCleanupInterval(0), withClock(e.clock.Now), WithSerializer(JSONSerializer{}), WithLogger(logger))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestNoSessionIDAtRest(t *testing.T) {
 		t.Fatal("load with a cancelled context succeeded")
 	}
 	item := e.rawItem(sess.ID)
-	item[AttrValues] = &types.AttributeValueMemberB{Value: []byte("not gob")}
+	item[attrValues] = &types.AttributeValueMemberB{Value: []byte("not gob")}
 	if _, err := e.client.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(e.table), Item: item}); err != nil {
 		t.Fatal(err)
 	}
@@ -178,8 +178,8 @@ func TestNoSessionIDAtRest(t *testing.T) {
 		}
 		for _, item := range page.Items {
 			rows++
-			if k, ok := item[AttrID].(*types.AttributeValueMemberS); !ok || !keys[k.Value] {
-				t.Errorf("row key %v is not the hash of any session ID handed out", item[AttrID])
+			if k, ok := item[attrID].(*types.AttributeValueMemberS); !ok || !keys[k.Value] {
+				t.Errorf("row key %v is not the hash of any session ID handed out", item[attrID])
 			}
 			for name, av := range item {
 				for _, b := range attrBytes(av) {

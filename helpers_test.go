@@ -107,7 +107,7 @@ func newEnv(t *testing.T, opts ...Option) *env {
 	e := &env{t: t, calls: &callCounter{}, clock: newFakeClock()}
 	e.client = dbtest.Client(t, e.calls.option)
 	e.table = dbtest.NewTable(t, e.client)
-	base := []Option{WithClient(e.client), WithKeyPairs(testHashKey, testBlockKey), WithCleanupInterval(0), WithClock(e.clock.Now)}
+	base := []Option{withAPI(e.client), WithKeyPairs(testHashKey, testBlockKey), withCleanupInterval(0), withClock(e.clock.Now)}
 	s, err := NewStore(context.Background(), e.table, append(base, opts...)...)
 	if err != nil {
 		t.Fatalf("NewStore: %v", err)
@@ -166,3 +166,77 @@ func (e *env) load(name string, cookie *http.Cookie) (*http.Request, *sessions.S
 	s, err := e.store.Get(r, name)
 	return r, s, err
 }
+
+// Reaper options one field at a time, for tests that combine several.
+
+func withCleanupInterval(d time.Duration) Option {
+	return func(s *settings) error {
+		if d == 0 {
+			d = -1
+		}
+		s.reap.Interval = d
+		return s.reap.validate()
+	}
+}
+
+func withReaperSegments(n int) Option {
+	return func(s *settings) error { s.reap.Segments = n; return s.reap.validate() }
+}
+
+func withReaperRate(read, write float64) Option {
+	return func(s *settings) error { s.reap.ReadUnits, s.reap.WriteUnits = read, write; return s.reap.validate() }
+}
+
+func withReaperPageSize(n int) Option {
+	return func(s *settings) error { s.reap.PageSize = n; return s.reap.validate() }
+}
+
+func withReaperBatchDelete(on bool) Option {
+	return func(s *settings) error { s.reap.BatchDelete = on; return nil }
+}
+
+func withReaperLease(on bool) Option {
+	return func(s *settings) error { s.reap.NoLease = !on; return nil }
+}
+
+func withReaperLeaseDuration(d time.Duration) Option {
+	return func(s *settings) error { s.reap.LeaseDuration = d; return s.reap.validate() }
+}
+
+// withReaperGrace sets the grace; 0 is none.
+func withReaperGrace(d time.Duration) Option {
+	return func(s *settings) error {
+		if d == 0 {
+			d = -1
+		}
+		s.reap.Grace = d
+		return nil
+	}
+}
+
+func withReapHook(f func(ReapStats, error)) Option {
+	return func(s *settings) error { s.reap.OnPass = f; return nil }
+}
+
+// withReapSeam sets the reaper's test seams.
+func withReapSeam(f func(*reapSeams)) Option {
+	return func(s *settings) error {
+		if s.reap.seams == nil {
+			s.reap.seams = &reapSeams{}
+		}
+		f(s.reap.seams)
+		return nil
+	}
+}
+
+// newCompressed is NewCompressedSerializer at the default level.
+func newCompressed(inner Serializer, threshold int) *compressedSerializer {
+	c, err := newCompressedSerializer(inner, threshold, 0)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// fakeAPI is a DynamoDB client that must not be called.
+type fakeAPI struct{ dynamoAPI }

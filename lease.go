@@ -14,19 +14,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/dynamostore/dynamostore/internal/tableschema"
 )
 
-// LeaseKey is the AttrID of the reaper lease item, kept in the session
+// leaseKey is the attrID of the reaper lease item, kept in the session
 // table itself so that coordinating a fleet of reapers needs no other
-// infrastructure. It contains '#', which never appears in a storage key
-// (unpadded base64url), so it cannot collide with a session.
+// infrastructure (see tableschema.LeaseKey).
 //
-// The lease item has no AttrExpires attribute: DynamoDB's TTL never deletes
+// The lease item has no attrExpires attribute: DynamoDB's TTL never deletes
 // it, the reaper's Scan filter never matches it, and the Store never reads
 // it. Its attributes are lease_owner (String, the holder's ID),
 // lease_until (Number, epoch milliseconds; 0 when released) and next_pass
 // (Number, epoch milliseconds: no pass starts before it).
-const LeaseKey = "lease#reaper"
+const leaseKey = tableschema.LeaseKey
 
 // Attribute names of the lease item.
 const (
@@ -35,18 +35,12 @@ const (
 	attrNextPass   = "next_pass"
 )
 
-// ErrLeaseLost is returned by Reap when a pass stopped because its Store
-// lost the reaper lease: another Store took it over, or the lease could
-// not be renewed before it ran out. The rows deleted so far stay deleted;
-// the new holder deletes the rest.
-var ErrLeaseLost = errors.New("dynamostore: reaper lease lost")
-
 // releaseTimeout bounds releasing the lease after a pass, which runs even
 // when the pass's context was cancelled (by Close, say), so that the fleet
 // need not wait for the lease to run out.
 const releaseTimeout = 5 * time.Second
 
-// newOwnerID returns a lease owner ID unique to one Store: the host name and
+// newOwnerID returns a lease owner ID unique to one backend: the host name and
 // process ID, for operators reading the lease item, and random bytes.
 func newOwnerID() string {
 	host, err := os.Hostname()
@@ -58,7 +52,7 @@ func newOwnerID() string {
 
 // lease is one pass's hold on the reaper lease of a table.
 type lease struct {
-	b      *DynamoDBBackend
+	b      *dynamoBackend
 	owner  string
 	dur    time.Duration
 	now    func() time.Time
@@ -72,15 +66,15 @@ type lease struct {
 
 // newLease compiles the lease expressions. Passes are rare, so they are
 // built per pass rather than kept on the backend.
-func newLease(b *DynamoDBBackend, p *passParams) (*lease, error) {
+func newLease(b *dynamoBackend, o *ReaperOptions) (*lease, error) {
 	l := &lease{
 		b:     b,
-		owner: p.owner,
-		dur:   p.cfg.leaseTime(),
-		now:   p.now,
-		log:   p.log,
-		key:   keyOf(LeaseKey),
-		owned: &types.AttributeValueMemberS{Value: p.owner},
+		owner: b.owner,
+		dur:   o.leaseTime(),
+		now:   o.now,
+		log:   o.logger(),
+		key:   keyOf(leaseKey),
+		owned: &types.AttributeValueMemberS{Value: b.owner},
 	}
 	owner, until, next := expression.Name(attrLeaseOwner), expression.Name(attrLeaseUntil), expression.Name(attrNextPass)
 	mine := owner.Equal(param("owner"))

@@ -24,8 +24,8 @@ func TestOldSignatureWithCodecs(t *testing.T) {
 	client := dbtest.Client(t)
 	table := dbtest.NewTable(t, client)
 	codec := securecookie.New(testHashKey, testBlockKey).SetSerializer(securecookie.NopEncoder{})
-	s, err := NewStore(context.Background(), table, WithClient(client), WithCodecs(codec),
-		WithCleanupInterval(0), WithTTL(time.Hour))
+	s, err := NewStore(context.Background(), table, withAPI(client), WithCodecs(codec),
+		withCleanupInterval(0), WithTTL(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,8 +55,8 @@ func TestOldSignatureRowWithoutModified(t *testing.T) {
 	_, err = e.client.PutItem(context.Background(), &dynamodb.PutItemInput{
 		TableName: aws.String(e.table),
 		Item: map[string]types.AttributeValue{
-			AttrID:      &types.AttributeValueMemberS{Value: StorageKey(id)},
-			AttrExpires: &types.AttributeValueMemberN{Value: strconv.FormatInt(e.clock.Now().Add(30*time.Minute).Unix(), 10)},
+			attrID:      &types.AttributeValueMemberS{Value: storageKey(id)},
+			attrExpires: &types.AttributeValueMemberN{Value: strconv.FormatInt(e.clock.Now().Add(30*time.Minute).Unix(), 10)},
 		},
 	})
 	if err != nil {
@@ -123,11 +123,11 @@ func TestMaxAgeEdges(t *testing.T) {
 	}
 	// TTL 1s with the default touchAfter of 10 s.
 	client := dbtest.Client(t)
-	if _, err := NewStore(context.Background(), "sessions", WithClient(client), WithKeyPairs(testHashKey), WithCleanupInterval(0), WithTTL(time.Second)); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "TTL") {
+	if _, err := NewStore(context.Background(), "sessions", withAPI(client), WithKeyPairs(testHashKey), withCleanupInterval(0), WithTTL(time.Second)); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "TTL") {
 		t.Errorf("WithTTL(1s) with the default touchAfter = %v; want ErrInvalidOption naming the TTL", err)
 	}
 	// touchAfter exactly half.
-	if _, err := NewStore(context.Background(), "sessions", WithClient(client), WithKeyPairs(testHashKey), WithCleanupInterval(0), WithTTL(20*time.Second), WithTouchAfter(10*time.Second)); err != nil {
+	if _, err := NewStore(context.Background(), "sessions", withAPI(client), WithKeyPairs(testHashKey), withCleanupInterval(0), WithTTL(20*time.Second), WithTouchAfter(10*time.Second)); err != nil {
 		t.Errorf("touchAfter == TTL/2 refused: %v", err)
 	}
 }

@@ -42,9 +42,9 @@ func (x *rig) newStore(opts ...Option) *Store {
 
 // newTestStore makes a Store on client with the test keys, the reaper off
 // and the given clock, closed when the test ends.
-func newTestStore(tb testing.TB, table string, client DynamoDBAPI, clock *fakeClock, opts ...Option) *Store {
+func newTestStore(tb testing.TB, table string, client dynamoAPI, clock *fakeClock, opts ...Option) *Store {
 	tb.Helper()
-	base := []Option{WithClient(client), WithKeyPairs(testHashKey, testBlockKey), WithCleanupInterval(0), WithClock(clock.Now)}
+	base := []Option{withAPI(client), WithKeyPairs(testHashKey, testBlockKey), withCleanupInterval(0), withClock(clock.Now)}
 	s, err := NewStore(context.Background(), table, append(base, opts...)...)
 	if err != nil {
 		tb.Fatalf("NewStore: %v", err)

@@ -11,51 +11,6 @@ import (
 	"time"
 )
 
-// expiresAt returns when a session saved at now stops being served: after
-// maxAge seconds when the cookie has a MaxAge, otherwise after ttl (so a
-// browser-session cookie, MaxAge 0, still has a row that expires).
-//
-// It is rounded up to a whole second, the precision of the stored expiry,
-// so a session never lives shorter than asked.
-func expiresAt(now time.Time, maxAge int, ttl time.Duration) time.Time {
-	t := now.Add(lifetime(maxAge, ttl))
-	if whole := t.Truncate(time.Second); !whole.Equal(t) {
-		return whole.Add(time.Second)
-	}
-	return t
-}
-
-// maxCookieAge is the longest cookie MaxAge, in seconds, that the Store
-// honours: 400 days, the cap browsers put on a cookie's Max-Age (RFC 6265bis).
-// A longer MaxAge is treated as this one, so an expiry never overflows.
-const maxCookieAge = 400 * 24 * 60 * 60
-
-// lifetime returns how long a session with the cookie MaxAge maxAge lives
-// after a write: maxAge seconds (at most maxCookieAge) when it is positive,
-// otherwise ttl.
-func lifetime(maxAge int, ttl time.Duration) time.Duration {
-	if maxAge > 0 {
-		return time.Duration(min(maxAge, maxCookieAge)) * time.Second
-	}
-	return ttl
-}
-
-// expired reports whether a row that expires at expires is dead at now.
-// Expiry is stored in whole seconds, and a row is dead from that second on:
-// now >= expires.
-func expired(now, expires time.Time) bool {
-	return !now.Before(expires)
-}
-
-// validateCleanupInterval checks the reaper interval: 0 disables the reaper;
-// otherwise it must be at least a second.
-func validateCleanupInterval(d time.Duration) error {
-	if d != 0 && d < time.Second {
-		return fmt.Errorf("%w: cleanup interval %v must be 0 (off) or at least 1s", ErrInvalidOption, d)
-	}
-	return nil
-}
-
 // ReapStats describes one reaper pass.
 type ReapStats struct {
 	// Pages is the number of Scan pages read, over all segments.
@@ -106,44 +61,108 @@ func (st *ReapStats) add(o ReapStats) {
 	st.Unprocessed += o.Unprocessed
 }
 
+// ReaperOptions configure the reaper, which deletes expired rows so that
+// they stop costing storage before DynamoDB's TTL (which takes up to days)
+// removes them. They apply to the Store's reaper goroutine, to Store.Reap,
+// and to a Backend's Reap called directly (a cron job, a Lambda, the
+// command line). The zero value is the default configuration; each field
+// says its default.
+type ReaperOptions struct {
+	// Interval is how often the Store's reaper goroutine runs a pass,
+	// jittered to between half and one and a half times it so that a fleet
+	// started together does not scan together. With the lease on, it is
+	// also the least time between two passes anywhere in the fleet. It
+	// must be at least 1 second. Negative: no goroutine (rely on
+	// DynamoDB's TTL, or call Reap yourself) and no least time between
+	// passes. Default (0): 5 minutes.
+	Interval time.Duration
+
+	// Grace makes a pass delete only rows that expired at least Grace
+	// before its own clock's now, so that an instance whose clock runs
+	// ahead of the others' does not delete sessions they still serve. A
+	// session is never served after it expired, whatever the grace: the
+	// grace only delays the deletion of expired rows. Negative: none, for
+	// a single process or tests. Default (0): 5 minutes, far more than
+	// clocks kept by NTP drift apart and little next to DynamoDB's TTL.
+	Grace time.Duration
+
+	// Segments splits each pass into parallel scan segments (DynamoDB's
+	// parallel Scan), each scanned and cleaned by its own goroutine: a
+	// large table is done sooner, and the rate caps still hold for the
+	// pass as a whole. From 1 to 1000. Default (0): 1.
+	Segments int
+
+	// ReadUnits and WriteUnits cap the read capacity units per second a
+	// pass spends on Scan pages and the write capacity units per second it
+	// spends on deletes, so that the reaper never starves the request
+	// path. The reaper asks DynamoDB what each call consumed and waits
+	// before its next call until the average since the start of the pass
+	// is back under the cap; unused capacity is never saved up for a
+	// burst. A single call can cost more than a second's worth (a 1 MB
+	// Scan page is 128 read units): use PageSize against a low read cap.
+	// Finite and not negative. Default (0): no cap.
+	ReadUnits, WriteUnits float64
+
+	// PageSize is the most items one Scan page examines (the Scan Limit),
+	// expired or not. Smaller pages smooth the read rate at the cost of
+	// more calls. From 0 to 2^31-1. Default (0): DynamoDB's limit of 1 MB
+	// per page.
+	PageSize int
+
+	// BatchDelete deletes expired rows with BatchWriteItem, 25 per call,
+	// instead of one conditional DeleteItem per row; rows returned as
+	// unprocessed are sent again with backoff. Batch deletes carry no
+	// condition: a session that was expired when scanned but refreshed
+	// before its delete (possible only when other code writes to the
+	// table, or with clocks further apart than the grace) is deleted
+	// anyway. It needs about 25 times fewer calls for the same write units.
+	// Default: false, conditional deletes.
+	BatchDelete bool
+
+	// NoLease turns the fleet lease off. With the lease on, a pass first
+	// takes a lease item kept in the table itself, and only its holder
+	// reaps: a pass does nothing (ReapStats.SkippedByLease) while another
+	// instance holds it, or less than Interval has passed since the last
+	// completed pass started. The holder renews the lease while its pass
+	// runs and releases it at the end; if it dies, the lease runs out after
+	// LeaseDuration and another instance takes over. The lease applies to
+	// the DynamoDB backend. Default: false, the lease is on.
+	NoLease bool
+
+	// LeaseDuration is how long the lease lasts without renewal: how long
+	// the fleet waits before another instance takes over from a holder
+	// that died. The holder renews it every third of that. Clocks must
+	// agree to well within it. At least 1 second. Default (0): 1 minute.
+	LeaseDuration time.Duration
+
+	// OnPass, when set, is called after every pass the Store runs (its
+	// goroutine's and Reap's) with the pass's statistics and its error,
+	// to export them as metrics. It runs on the reaping goroutine and
+	// should return quickly. Default: none.
+	OnPass func(ReapStats, error)
+
+	seams *reapSeams // for tests; nil in production
+}
+
 // Reaper defaults and limits.
 const (
-	// DefaultReaperSegments is the number of parallel scan segments of a
-	// pass unless WithReaperSegments says otherwise.
-	DefaultReaperSegments = 1
-	// MaxReaperSegments is the largest number of segments
-	// WithReaperSegments accepts; each segment is scanned by its own
-	// goroutine.
-	MaxReaperSegments = 1000
-	// DefaultLeaseDuration is how long a reaper lease lasts without being
-	// renewed unless WithReaperLeaseDuration says otherwise. The holder
-	// renews it every third of that while its pass runs.
-	DefaultLeaseDuration = time.Minute
+	defaultCleanupInterval = 5 * time.Minute
+	defaultReaperGrace     = 5 * time.Minute
+	defaultReaperSegments  = 1
+	maxReaperSegments      = 1000
+	defaultLeaseDuration   = time.Minute
 )
 
-// defaultReaperGrace is the reaper's grace unless WithReaperGrace says
-// otherwise; see there why it is 5 minutes.
-const defaultReaperGrace = 5 * time.Minute
-
-// reapSettings holds the reaper's tuning options. The zero value is the
-// default configuration.
-type reapSettings struct {
-	segments      int           // 0 means DefaultReaperSegments
-	readRate      float64       // read capacity units per second; 0 = no cap
-	writeRate     float64       // write capacity units per second; 0 = no cap
-	pageSize      int32         // Scan Limit; 0 = DynamoDB's 1 MB pages
-	batch         bool          // BatchWriteItem instead of conditional deletes
-	noLease       bool          // lease off
-	leaseDuration time.Duration // 0 means DefaultLeaseDuration
-	grace         time.Duration // when graceSet; otherwise defaultReaperGrace
-	graceSet      bool
-	hook          func(ReapStats, error)
-
-	// Seams for tests. Each is nil in production.
-
+// reapSeams are the reaper's seams for tests.
+type reapSeams struct {
 	// wait is the clock of the rate limiters and of every pause (throttling
 	// and unprocessed-item backoff).
 	wait waitClock
+	// now is the clock of the expiry cutoff and of lease times; the Store
+	// sets it to its own.
+	now func() time.Time
+	// log receives the lease's warnings; the Store sets it to its logger.
+	log *slog.Logger
 	// tick, when set, replaces the jittered interval timer of the reaper
 	// goroutine: one pass per value received.
 	tick <-chan time.Time
@@ -154,187 +173,108 @@ type reapSettings struct {
 	afterScan func(ctx context.Context, keys []string)
 }
 
-func (c *reapSettings) segmentCount() int {
-	if c.segments == 0 {
-		return DefaultReaperSegments
+// validate checks o, returning an error wrapping ErrInvalidOption that
+// names the field.
+func (o ReaperOptions) validate() error {
+	switch {
+	case o.Interval > 0 && o.Interval < time.Second:
+		return fmt.Errorf("%w: reaper interval %v must be at least 1s (negative for no reaper goroutine)", ErrInvalidOption, o.Interval)
+	case o.Segments < 0 || o.Segments > maxReaperSegments:
+		return fmt.Errorf("%w: reaper segments %d must be from 1 to %d", ErrInvalidOption, o.Segments, maxReaperSegments)
+	case o.PageSize < 0 || o.PageSize > math.MaxInt32:
+		return fmt.Errorf("%w: reaper page size %d must be from 0 (1 MB pages) to %d", ErrInvalidOption, o.PageSize, math.MaxInt32)
+	case o.LeaseDuration != 0 && o.LeaseDuration < time.Second:
+		return fmt.Errorf("%w: reaper lease duration %v must be at least 1s", ErrInvalidOption, o.LeaseDuration)
 	}
-	return c.segments
+	for _, r := range []float64{o.ReadUnits, o.WriteUnits} {
+		if r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+			return fmt.Errorf("%w: reaper rate %v must be a finite number of units per second, 0 for no cap", ErrInvalidOption, r)
+		}
+	}
+	return nil
 }
 
-func (c *reapSettings) leaseTime() time.Duration {
-	if c.leaseDuration == 0 {
-		return DefaultLeaseDuration
+// apply replaces o with n, keeping o's seams unless n has its own.
+func (o *ReaperOptions) apply(n ReaperOptions) {
+	if n.seams == nil {
+		n.seams = o.seams
 	}
-	return c.leaseDuration
+	*o = n
+}
+
+// interval returns how often the goroutine runs, 0 for never.
+func (o *ReaperOptions) interval() time.Duration {
+	switch {
+	case o.Interval < 0:
+		return 0
+	case o.Interval == 0:
+		return defaultCleanupInterval
+	}
+	return o.Interval
+}
+
+func (o *ReaperOptions) segmentCount() int {
+	if o.Segments == 0 {
+		return defaultReaperSegments
+	}
+	return o.Segments
+}
+
+func (o *ReaperOptions) leaseTime() time.Duration {
+	if o.LeaseDuration == 0 {
+		return defaultLeaseDuration
+	}
+	return o.LeaseDuration
 }
 
 // cutoff returns the expiry before which a pass that starts at now
 // deletes rows: now less the grace.
-func (c *reapSettings) cutoff(now time.Time) time.Time {
-	if !c.graceSet {
+func (o *ReaperOptions) cutoff(now time.Time) time.Time {
+	switch {
+	case o.Grace < 0:
+		return now
+	case o.Grace == 0:
 		return now.Add(-defaultReaperGrace)
 	}
-	return now.Add(-c.grace)
+	return now.Add(-o.Grace)
 }
 
-func (c *reapSettings) clock() waitClock {
-	if c.wait == nil {
-		return realClock{}
+func (o *ReaperOptions) seam() *reapSeams {
+	if o.seams == nil {
+		return &reapSeams{}
 	}
-	return c.wait
+	return o.seams
 }
 
-// WithReaperSegments splits each reaper pass into n parallel scan segments
-// (DynamoDB's parallel Scan), each scanned and cleaned by its own
-// goroutine. More segments finish a pass on a large table sooner and use
-// capacity faster; the rate caps of WithReaperRate still hold for the pass
-// as a whole. n must be from 1 to MaxReaperSegments (1000). Default
-// DefaultReaperSegments (1).
-func WithReaperSegments(n int) Option {
-	return func(s *settings) error {
-		if n < 1 || n > MaxReaperSegments {
-			return fmt.Errorf("%w: reaper segments %d must be from 1 to %d", ErrInvalidOption, n, MaxReaperSegments)
-		}
-		s.reap.segments = n
-		return nil
+func (o *ReaperOptions) clock() waitClock {
+	if w := o.seam().wait; w != nil {
+		return w
 	}
+	return realClock{}
 }
 
-// WithReaperRate caps the capacity a reaper pass consumes, in read capacity
-// units per second (Scan pages) and write capacity units per second
-// (deletes), so that the reaper never starves the request path. The
-// reaper asks DynamoDB for the capacity each call consumed
-// (ReturnConsumedCapacity) and waits before its next call until the
-// average since the start of the pass is back under the cap; it never
-// saves up unused capacity for a burst. 0 leaves that side uncapped; each
-// rate must be finite and not negative. Default: no cap.
-//
-// A single call can consume more than a second's worth (a 1 MB Scan page
-// costs 128 read units); use WithReaperPageSize to keep pages small
-// against a low read cap.
-func WithReaperRate(readUnits, writeUnits float64) Option {
-	return func(s *settings) error {
-		for _, r := range []float64{readUnits, writeUnits} {
-			if r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
-				return fmt.Errorf("%w: reaper rate %v must be a finite number of units per second, 0 for no cap", ErrInvalidOption, r)
-			}
-		}
-		s.reap.readRate, s.reap.writeRate = readUnits, writeUnits
-		return nil
+func (o *ReaperOptions) now() time.Time {
+	if n := o.seam().now; n != nil {
+		return n()
 	}
+	return time.Now()
 }
 
-// WithReaperPageSize sets the most items one reaper Scan page examines
-// (the Scan Limit), expired or not. Smaller pages smooth the reaper's read
-// rate at the cost of more calls. n must be from 0 to 2^31-1; 0 means
-// DynamoDB's own limit of 1 MB per page. Default 0.
-func WithReaperPageSize(n int) Option {
-	return func(s *settings) error {
-		if n < 0 || n > math.MaxInt32 {
-			return fmt.Errorf("%w: reaper page size %d must be from 0 (1 MB pages) to %d", ErrInvalidOption, n, math.MaxInt32)
-		}
-		s.reap.pageSize = int32(n)
-		return nil
+func (o *ReaperOptions) logger() *slog.Logger {
+	if l := o.seam().log; l != nil {
+		return l
 	}
+	return slog.New(slog.DiscardHandler)
 }
 
-// WithReaperBatchDelete makes the reaper delete expired rows with
-// BatchWriteItem, 25 per call, instead of one conditional DeleteItem per
-// row. Rows that DynamoDB returns as unprocessed are sent again with
-// exponential backoff and jitter.
-//
-// Batch deletes carry no condition, so a session that was expired when the
-// Scan read it but was refreshed before the delete is deleted anyway, and
-// its user is signed out. That cannot happen through this Store (an expired
-// session is never served or refreshed), but it can when other code writes
-// to the table, and with clocks that disagree by more than the time between
-// scan and delete plus the grace (WithReaperGrace). Use it only where that
-// race cannot matter. Batch mode needs about 25 times fewer calls and costs
-// the same write units. Default false: conditional deletes.
-func WithReaperBatchDelete(batch bool) Option {
-	return func(s *settings) error { s.reap.batch = batch; return nil }
-}
-
-// WithReaperLease turns the fleet lease on or off. With the lease on,
-// every Store reaping a table first takes a lease item stored in the table
-// itself, and only its holder reaps: a pass does nothing (SkippedByLease)
-// while another Store holds the lease or less than a cleanup interval has
-// passed since the last completed pass started. The holder renews the
-// lease while its pass runs and releases it at the end; if it dies, the
-// lease runs out after WithReaperLeaseDuration and another Store takes
-// over. The lease applies to the DynamoDB backend; a custom Backend always
-// reaps. Default true.
-func WithReaperLease(on bool) Option {
-	return func(s *settings) error { s.reap.noLease = !on; return nil }
-}
-
-// WithReaperLeaseDuration sets how long the reaper lease lasts without
-// renewal: how long the fleet waits before another Store takes over from a
-// holder that died. The holder renews it every third of d. Stores'
-// clocks must agree to well within d. d must be at least 1 second. Default
-// DefaultLeaseDuration (1 minute).
-func WithReaperLeaseDuration(d time.Duration) Option {
-	return func(s *settings) error {
-		if d < time.Second {
-			return fmt.Errorf("%w: reaper lease duration %v must be at least 1s", ErrInvalidOption, d)
-		}
-		s.reap.leaseDuration = d
-		return nil
-	}
-}
-
-// WithReaperGrace makes the reaper delete only rows that expired at least
-// d before its own clock's now, so that a Store whose clock runs ahead of
-// the others' does not delete sessions they still serve. It applies to
-// every pass: the reaper goroutine's and Reap's, in conditional and batch
-// mode alike (the Scan filter and the delete condition both compare the
-// expiry with now less d), and to a custom Backend, whose DeleteExpired
-// is given now less d.
-//
-// A session is never served after it expired, whatever the grace: every
-// load and write compares the expiry with the Store's now. The grace only
-// delays the deletion of expired rows, by d.
-//
-// d must not be negative. 0 deletes rows as soon as this Store's clock
-// says they expired: use it only when every clock that serves the table
-// is this one (a single process, or tests). Default 5 minutes: far more
-// than clocks kept by NTP drift apart (milliseconds), enough to cover a
-// host whose clock went unsynchronised for a while, and little next to
-// the reaper's own interval (5 minutes by default) and to how long
-// DynamoDB's TTL takes (days).
-func WithReaperGrace(d time.Duration) Option {
-	return func(s *settings) error {
-		if d < 0 {
-			return fmt.Errorf("%w: reaper grace %v must not be negative (0 for none)", ErrInvalidOption, d)
-		}
-		s.reap.grace, s.reap.graceSet = d, true
-		return nil
-	}
-}
-
-// WithReapHook calls f after every reaper pass, whether run by the
-// Store's reaper goroutine or by Reap, with the pass's statistics and its
-// error (nil on success), to export them as metrics. f runs on the
-// reaping goroutine and should return quickly. Default: none.
-func WithReapHook(f func(ReapStats, error)) Option {
-	return func(s *settings) error {
-		if f == nil {
-			return fmt.Errorf("%w: WithReapHook(nil)", ErrInvalidOption)
-		}
-		s.reap.hook = f
-		return nil
-	}
-}
-
-// Reap runs one reaper pass now, deleting rows that expired more than the
-// grace (WithReaperGrace, default 5 minutes) ago, and returns its
-// statistics; it is for cron jobs and Lambdas as much as for
-// the Store's own reaper goroutine, and honours the reaper options. With
-// the lease on (the default), it does nothing and returns stats with
-// SkippedByLease set while another Store holds the lease or less than a
-// cleanup interval has passed since the last pass started. Passes of one
-// Store run one at a time. Close cancels a pass under way; after Close,
-// Reap returns ErrClosed.
+// Reap runs one reaper pass now, through the Backend's Reap with the
+// Store's ReaperOptions, and returns its statistics: for cron jobs and
+// Lambdas as much as for the Store's own goroutine. With the lease on (the
+// default), it does nothing and returns stats with SkippedByLease set
+// while another instance holds the lease or less than the interval has
+// passed since the last pass started. Passes of one Store run one at a
+// time. Close cancels a pass under way; after Close, Reap returns
+// ErrClosed.
 func (s *Store) Reap(ctx context.Context) (ReapStats, error) {
 	s.mu.Lock()
 	closed := s.closed
@@ -345,55 +285,44 @@ func (s *Store) Reap(ctx context.Context) (ReapStats, error) {
 	return s.reaper.reap(ctx)
 }
 
-// passRunner is a Backend that runs passes itself, with the reaper
-// options and the lease: the DynamoDB backend. Other Backends are reaped
-// through DeleteExpired.
-type passRunner interface {
-	runPass(ctx context.Context, p *passParams) (ReapStats, error)
-}
-
-// passParams is what a passRunner needs from the Store for one pass.
-type passParams struct {
-	cfg      *reapSettings
-	now      func() time.Time // the Store's clock: expiry cutoff and lease times
-	owner    string           // lease owner ID of this Store
-	interval time.Duration    // cleanup interval; 0 when the Store has no goroutine
-	log      *slog.Logger
-}
-
 // reaper runs passes for one Store: on demand through Reap, and every
-// interval, jittered, from its goroutine when the interval is not 0.
+// interval, jittered, from its goroutine unless the interval is negative.
 type reaper struct {
 	store    *Store
 	interval time.Duration
-	cfg      reapSettings
-	owner    string
+	opts     ReaperOptions
 
 	ctx    context.Context // cancelled by close; parent of every pass
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the goroutine ends; nil without one
 	once   sync.Once
-	sem    chan struct{} // one pass at a time
 
 	mu     sync.Mutex
 	closed bool
 	active sync.WaitGroup // passes under way
 }
 
-// startReaper returns the Store's reaper and, when interval > 0, starts its
-// goroutine; the caller stops it with reaper.close.
-func startReaper(s *Store, interval time.Duration, cfg reapSettings) *reaper {
+// startReaper returns the Store's reaper and, unless its interval is
+// negative, starts its goroutine; the caller stops it with reaper.close.
+// The passes use the Store's clock and logger.
+func startReaper(s *Store, opts ReaperOptions) *reaper {
 	ctx, cancel := context.WithCancel(context.Background())
+	seams := *opts.seam()
+	if seams.now == nil {
+		seams.now = s.now
+	}
+	if seams.log == nil {
+		seams.log = s.log
+	}
+	opts.seams = &seams
 	r := &reaper{
 		store:    s,
-		interval: interval,
-		cfg:      cfg,
-		owner:    newOwnerID(),
+		interval: opts.interval(),
+		opts:     opts,
 		ctx:      ctx,
 		cancel:   cancel,
-		sem:      make(chan struct{}, 1),
 	}
-	if interval > 0 {
+	if r.interval > 0 {
 		r.done = make(chan struct{})
 		go r.run()
 	}
@@ -409,7 +338,7 @@ func jitter(d time.Duration) time.Duration {
 func (r *reaper) run() {
 	defer close(r.done)
 	for {
-		tick := r.cfg.tick
+		tick := r.opts.seams.tick
 		var t *time.Timer
 		if tick == nil {
 			t = time.NewTimer(jitter(r.interval))
@@ -445,13 +374,11 @@ func (r *reaper) reap(ctx context.Context) (ReapStats, error) {
 	stop := context.AfterFunc(r.ctx, cancel)
 	defer stop()
 
-	select {
-	case r.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ReapStats{}, r.closedOr(ctx.Err())
+	start := time.Now()
+	st, err := r.store.backend.Reap(ctx, r.opts)
+	if st.Duration == 0 {
+		st.Duration = time.Since(start)
 	}
-	st, err := r.pass(ctx)
-	<-r.sem
 	if err != nil {
 		err = r.closedOr(err)
 	}
@@ -459,8 +386,8 @@ func (r *reaper) reap(ctx context.Context) (ReapStats, error) {
 		r.store.counters.reapPasses.Add(1)
 		r.store.counters.reapDeleted.Add(int64(st.Deleted))
 	}
-	if r.cfg.hook != nil {
-		r.cfg.hook(st, err)
+	if r.opts.OnPass != nil {
+		r.opts.OnPass(st, err)
 	}
 	switch {
 	case err != nil:
@@ -482,18 +409,6 @@ func (r *reaper) closedOr(err error) error {
 		return fmt.Errorf("%w: %w", ErrClosed, err)
 	}
 	return err
-}
-
-func (r *reaper) pass(ctx context.Context) (ReapStats, error) {
-	if pr, ok := r.store.backend.(passRunner); ok {
-		return pr.runPass(ctx, &passParams{cfg: &r.cfg, now: r.store.now, owner: r.owner, interval: r.interval, log: r.store.log})
-	}
-	start := time.Now()
-	st, err := r.store.backend.DeleteExpired(ctx, r.cfg.cutoff(r.store.now()))
-	if st.Duration == 0 {
-		st.Duration = time.Since(start)
-	}
-	return st, err
 }
 
 // close stops the reaper, cancelling any pass under way, and waits for the

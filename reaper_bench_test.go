@@ -64,8 +64,8 @@ func BenchmarkReap(b *testing.B) {
 // storePass returns a pass made by a Store's Reap, with the default lease.
 func storePass(batch bool) func(context.Context, *testing.B, *dynamodb.Client, string) int {
 	return func(ctx context.Context, b *testing.B, client *dynamodb.Client, table string) int {
-		s, err := NewStore(ctx, table, WithClient(client), WithKeyPairs(testHashKey), WithCleanupInterval(0),
-			WithReaperBatchDelete(batch))
+		s, err := NewStore(ctx, table, withAPI(client), WithKeyPairs(testHashKey), withCleanupInterval(0),
+			withReaperBatchDelete(batch))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -83,10 +83,10 @@ func storePass(batch bool) func(context.Context, *testing.B, *dynamodb.Client, s
 // conditional DeleteItem per row or an unconditional BatchWriteItem per 25.
 func rawPass(batch bool) func(context.Context, *testing.B, *dynamodb.Client, string) int {
 	return func(ctx context.Context, b *testing.B, client *dynamodb.Client, table string) int {
-		exp := expression.Name(AttrExpires)
+		exp := expression.Name(attrExpires)
 		now := expression.Value(time.Now().Unix())
 		scanExpr, err := expression.NewBuilder().
-			WithProjection(expression.NamesList(expression.Name(AttrID), exp)).
+			WithProjection(expression.NamesList(expression.Name(attrID), exp)).
 			WithFilter(exp.LessThan(now)).Build()
 		if err != nil {
 			b.Fatal(err)
@@ -111,7 +111,7 @@ func rawPass(batch bool) func(context.Context, *testing.B, *dynamodb.Client, str
 			if batch {
 				var reqs []types.WriteRequest
 				for _, item := range page.Items {
-					reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: map[string]types.AttributeValue{AttrID: item[AttrID]}}})
+					reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: map[string]types.AttributeValue{attrID: item[attrID]}}})
 				}
 				for len(reqs) > 0 {
 					n := min(25, len(reqs))
@@ -126,7 +126,7 @@ func rawPass(batch bool) func(context.Context, *testing.B, *dynamodb.Client, str
 			for _, item := range page.Items {
 				_, err := client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 					TableName:                 aws.String(table),
-					Key:                       map[string]types.AttributeValue{AttrID: item[AttrID]},
+					Key:                       map[string]types.AttributeValue{attrID: item[attrID]},
 					ConditionExpression:       delExpr.Condition(),
 					ExpressionAttributeNames:  delExpr.Names(),
 					ExpressionAttributeValues: delExpr.Values(),

@@ -37,36 +37,29 @@ const (
 	minWriteUnits = 1
 )
 
-// DeleteExpired implements Backend with one pass of the default settings,
-// without the fleet lease: a paginated Scan projecting only the key and
-// expiry, filtered to rows that expired more than the reaper's default
-// grace (5 minutes, see WithReaperGrace) before now, then one DeleteItem
-// per row, conditioned on the same, so that a session refreshed in between
-// is kept. The grace keeps a caller whose clock runs ahead from deleting
-// sessions that other instances still serve. The Store's Reap uses the
-// reaper options and the lease instead, and never calls DeleteExpired of a
-// *DynamoDBBackend; a Backend that wraps one and passes DeleteExpired on
-// is given now less the Store's grace, so the two graces add up.
-func (b *DynamoDBBackend) DeleteExpired(ctx context.Context, now time.Time) (ReapStats, error) {
-	start := time.Now()
-	cfg := &reapSettings{}
-	st, err := b.sweep(ctx, cfg.cutoff(now), cfg)
-	st.Duration = time.Since(start)
-	return st, err
-}
-
-var _ passRunner = (*DynamoDBBackend)(nil)
-
-// runPass implements passRunner: with the lease on, it takes the lease (or
-// reports SkippedByLease), keeps it renewed during the sweep and releases
-// it afterwards.
-func (b *DynamoDBBackend) runPass(ctx context.Context, p *passParams) (st ReapStats, err error) {
+// Reap implements Backend. With the lease on (the default), it takes the
+// lease (or reports SkippedByLease), keeps it renewed during the sweep and
+// releases it afterwards. The sweep is a Scan projecting only the key and
+// expiry, filtered to rows that expired before now less the grace, then a
+// conditional DeleteItem per row (or BatchWriteItem, with BatchDelete), so
+// that a session refreshed in between is kept. Passes of one backend run
+// one at a time.
+func (b *dynamoBackend) Reap(ctx context.Context, opts ReaperOptions) (st ReapStats, err error) {
+	if err := opts.validate(); err != nil {
+		return ReapStats{}, err
+	}
+	select {
+	case b.reaping <- struct{}{}:
+		defer func() { <-b.reaping }()
+	case <-ctx.Done():
+		return ReapStats{}, ctx.Err()
+	}
 	start := time.Now()
 	defer func() { st.Duration = time.Since(start) }()
-	if p.cfg.noLease {
-		return b.sweep(ctx, p.cfg.cutoff(p.now()), p.cfg)
+	if opts.NoLease {
+		return b.sweep(ctx, opts.cutoff(opts.now()), &opts)
 	}
-	l, err := newLease(b, p)
+	l, err := newLease(b, &opts)
 	if err != nil {
 		return st, err
 	}
@@ -74,18 +67,18 @@ func (b *DynamoDBBackend) runPass(ctx context.Context, p *passParams) (st ReapSt
 	if err != nil || !ok {
 		return ReapStats{SkippedByLease: err == nil}, err
 	}
-	passStart := p.now()
+	passStart := opts.now()
 	passCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stop := l.keep(passCtx, cancel, p.cfg.renewTick)
-	st, err = b.sweep(passCtx, p.cfg.cutoff(passStart), p.cfg)
+	stop := l.keep(passCtx, cancel, opts.seam().renewTick)
+	st, err = b.sweep(passCtx, opts.cutoff(passStart), &opts)
 	stop()
 	if cause := context.Cause(passCtx); err != nil && errors.Is(cause, ErrLeaseLost) {
 		err = fmt.Errorf("dynamostore: reaper pass stopped: %w", cause)
 	}
 	var next time.Time
-	if err == nil && p.interval > 0 {
-		next = passStart.Add(p.interval)
+	if interval := opts.interval(); err == nil && interval > 0 {
+		next = passStart.Add(interval)
 	}
 	if rerr := l.release(ctx, next); rerr != nil && err == nil {
 		err = rerr
@@ -95,8 +88,8 @@ func (b *DynamoDBBackend) runPass(ctx context.Context, p *passParams) (st ReapSt
 
 // sweeper is the state one sweep shares between its segments.
 type sweeper struct {
-	b       *DynamoDBBackend
-	cfg     *reapSettings
+	b       *dynamoBackend
+	cfg     *ReaperOptions
 	clock   waitClock
 	reads   *limiter
 	writes  *limiter
@@ -106,15 +99,15 @@ type sweeper struct {
 
 // sweep scans the whole table, in parallel segments when configured, and
 // deletes every row that expired before cutoff (now less the grace).
-func (b *DynamoDBBackend) sweep(ctx context.Context, cutoff time.Time, cfg *reapSettings) (ReapStats, error) {
+func (b *dynamoBackend) sweep(ctx context.Context, cutoff time.Time, cfg *ReaperOptions) (ReapStats, error) {
 	clock := cfg.clock()
 	cutoffAV := epochSeconds(cutoff)
 	w := &sweeper{
 		b:       b,
 		cfg:     cfg,
 		clock:   clock,
-		reads:   newLimiter(cfg.readRate, clock),
-		writes:  newLimiter(cfg.writeRate, clock),
+		reads:   newLimiter(cfg.ReadUnits, clock),
+		writes:  newLimiter(cfg.WriteUnits, clock),
 		scanNow: map[string]types.AttributeValue{b.reapScan.ph("now"): cutoffAV},
 		delNow:  map[string]types.AttributeValue{b.reapDelete.ph("now"): cutoffAV},
 	}
@@ -166,8 +159,8 @@ func (w *sweeper) segment(ctx context.Context, seg, total int) (ReapStats, error
 	if total > 1 {
 		in.Segment, in.TotalSegments = aws.Int32(int32(seg)), aws.Int32(int32(total))
 	}
-	if w.cfg.pageSize > 0 {
-		in.Limit = aws.Int32(w.cfg.pageSize)
+	if w.cfg.PageSize > 0 {
+		in.Limit = aws.Int32(int32(w.cfg.PageSize))
 	}
 	for {
 		if err := w.reads.wait(ctx); err != nil {
@@ -192,15 +185,15 @@ func (w *sweeper) segment(ctx context.Context, seg, total int) (ReapStats, error
 		for _, item := range page.Items {
 			// The filter never matches the lease item (it has no expiry);
 			// the check keeps it that way whatever the item holds.
-			if id, ok := item[AttrID].(*types.AttributeValueMemberS); ok && id.Value != LeaseKey {
+			if id, ok := item[attrID].(*types.AttributeValueMemberS); ok && id.Value != leaseKey {
 				keys = append(keys, id.Value)
 			}
 		}
 		if len(keys) > 0 {
-			if w.cfg.afterScan != nil {
-				w.cfg.afterScan(ctx, keys)
+			if f := w.cfg.seam().afterScan; f != nil {
+				f(ctx, keys)
 			}
-			if w.cfg.batch {
+			if w.cfg.BatchDelete {
 				err = w.deleteBatches(ctx, &st, keys)
 			} else {
 				err = w.deleteEach(ctx, &st, keys)

@@ -2,7 +2,6 @@ package dynamostore
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -11,20 +10,21 @@ import (
 	"github.com/dynamostore/dynamostore/internal/dbtest"
 )
 
-func TestReaperGraceOption(t *testing.T) {
-	var cfg settings
-	if err := WithReaperGrace(-time.Second)(&cfg); !errors.Is(err, ErrInvalidOption) {
-		t.Fatalf("WithReaperGrace(-1s) = %v, want ErrInvalidOption", err)
-	}
+func TestReaperGraceCutoff(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
-	if got := cfg.reap.cutoff(now); !got.Equal(now.Add(-5 * time.Minute)) {
-		t.Fatalf("default cutoff %v before now, want 5m", now.Sub(got))
-	}
-	if err := WithReaperGrace(0)(&cfg); err != nil {
-		t.Fatalf("WithReaperGrace(0) = %v", err)
-	}
-	if got := cfg.reap.cutoff(now); !got.Equal(now) {
-		t.Fatalf("cutoff with no grace %v before now, want 0", now.Sub(got))
+	for _, tc := range []struct {
+		grace, want time.Duration
+	}{
+		{0, 5 * time.Minute}, // the default
+		{-time.Nanosecond, 0},
+		{-time.Hour, 0},
+		{time.Second, time.Second},
+		{30 * time.Minute, 30 * time.Minute},
+	} {
+		o := ReaperOptions{Grace: tc.grace}
+		if got := now.Sub(o.cutoff(now)); got != tc.want {
+			t.Errorf("Grace %v: cutoff %v before now, want %v", tc.grace, got, tc.want)
+		}
 	}
 }
 
@@ -44,20 +44,17 @@ func TestReapGrace(t *testing.T) {
 		grace time.Duration
 	}{
 		{"default", nil, 5 * time.Minute}, // as documented
-		{"none", WithReaperGrace(0), 0},
-		{"half an hour", WithReaperGrace(30 * time.Minute), 30 * time.Minute},
+		{"none", withReaperGrace(0), 0},
+		{"half an hour", withReaperGrace(30 * time.Minute), 30 * time.Minute},
 	}
-	paths := []string{"Reap", "Reap without lease", "Reap in batches", "Reap in segments", "reaper goroutine", "custom backend", "DeleteExpired"}
+	paths := []string{"Reap", "Reap without lease", "Reap in batches", "Reap in segments", "reaper goroutine", "custom backend", "backend Reap"}
 	for _, g := range graces {
 		for _, path := range paths {
-			if path == "DeleteExpired" && g.opt != nil {
-				continue // DynamoDBBackend.DeleteExpired has the default grace
-			}
 			t.Run(g.name+"/"+path, func(t *testing.T) {
 				clock := newFakeClock()
 				clock.Advance(time.Minute) // a minute ahead of the fleet
 				now := clock.Now()
-				opts := []Option{WithKeyPairs(testHashKey), WithCleanupInterval(0), WithClock(clock.Now)}
+				opts := []Option{WithKeyPairs(testHashKey), withCleanupInterval(0), withClock(clock.Now)}
 				if g.opt != nil {
 					opts = append(opts, g.opt)
 				}
@@ -92,27 +89,37 @@ func TestReapGrace(t *testing.T) {
 						}
 						return out.Item != nil
 					}
-					opts = append(opts, WithClient(client))
-					if path == "DeleteExpired" {
-						b, err := NewDynamoDBBackend(client, table, true)
+					opts = append(opts, withAPI(client))
+					if path == "backend Reap" {
+						// A job without a Store: the backend alone, with
+						// the same reaper options.
+						b, err := newDynamoBackend(client, table, true)
 						if err != nil {
 							t.Fatal(err)
 						}
-						reap = func(*Store) (ReapStats, error) { return b.DeleteExpired(context.Background(), now) }
+						var cfg settings
+						if g.opt != nil {
+							if err := g.opt(&cfg); err != nil {
+								t.Fatal(err)
+							}
+						}
+						ro := cfg.reap
+						ro.seams = &reapSeams{now: clock.Now}
+						reap = func(*Store) (ReapStats, error) { return b.Reap(context.Background(), ro) }
 					}
 				}
 				switch path {
 				case "Reap without lease":
-					opts = append(opts, WithReaperLease(false))
+					opts = append(opts, withReaperLease(false))
 				case "Reap in batches":
-					opts = append(opts, WithReaperBatchDelete(true))
+					opts = append(opts, withReaperBatchDelete(true))
 				case "Reap in segments":
-					opts = append(opts, WithReaperSegments(3))
+					opts = append(opts, withReaperSegments(3))
 				case "reaper goroutine":
 					tick := make(chan time.Time)
 					passes := newPassCounter()
-					opts = append(opts, WithCleanupInterval(time.Minute), WithReapHook(passes.hook),
-						withReapSeam(func(r *reapSettings) { r.tick = tick }))
+					opts = append(opts, withCleanupInterval(time.Minute), withReapHook(passes.hook),
+						withReapSeam(func(r *reapSeams) { r.tick = tick }))
 					reap = func(*Store) (ReapStats, error) {
 						tick <- now
 						stats, errs := passes.wait(t, 1)

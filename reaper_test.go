@@ -19,11 +19,6 @@ import (
 	"go.uber.org/goleak"
 )
 
-// withReapSeam lets a test set the reaper's test seams.
-func withReapSeam(f func(*reapSettings)) Option {
-	return func(s *settings) error { f(&s.reap); return nil }
-}
-
 // fakeWait is a waitClock whose Sleep returns at once and moves the clock
 // on by the time slept, recording each pause.
 type fakeWait struct {
@@ -89,12 +84,12 @@ func seedRows(t testing.TB, client *dynamodb.Client, table string, n int, exp ti
 				reqs := make([]types.WriteRequest, len(chunk))
 				for i, k := range chunk {
 					item := map[string]types.AttributeValue{
-						AttrID:       &types.AttributeValueMemberS{Value: k},
-						AttrExpires:  epochSeconds(exp),
-						AttrModified: epochMillis(exp.Add(-time.Hour)),
+						attrID:       &types.AttributeValueMemberS{Value: k},
+						attrExpires:  epochSeconds(exp),
+						attrModified: epochMillis(exp.Add(-time.Hour)),
 					}
 					if valueSize > 0 {
-						item[AttrValues] = &types.AttributeValueMemberB{Value: value}
+						item[attrValues] = &types.AttributeValueMemberB{Value: value}
 					}
 					reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: item}}
 				}
@@ -118,7 +113,7 @@ func seedRows(t testing.TB, client *dynamodb.Client, table string, n int, exp ti
 }
 
 // batchWriteAll sends reqs with BatchWriteItem until none is unprocessed.
-func batchWriteAll(ctx context.Context, client DynamoDBAPI, table string, reqs []types.WriteRequest) error {
+func batchWriteAll(ctx context.Context, client dynamoAPI, table string, reqs []types.WriteRequest) error {
 	for len(reqs) > 0 {
 		out, err := client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
 			RequestItems: map[string][]types.WriteRequest{table: reqs},
@@ -149,10 +144,10 @@ func countRows(t testing.TB, client *dynamodb.Client, table string, now time.Tim
 			t.Fatalf("scan: %v", err)
 		}
 		for _, item := range page.Items {
-			if item[AttrID].(*types.AttributeValueMemberS).Value == LeaseKey {
+			if item[attrID].(*types.AttributeValueMemberS).Value == leaseKey {
 				c.lease = true
-				if _, ok := item[AttrExpires]; ok {
-					t.Errorf("lease item has an %q attribute", AttrExpires)
+				if _, ok := item[attrExpires]; ok {
+					t.Errorf("lease item has an %q attribute", attrExpires)
 				}
 				continue
 			}
@@ -160,7 +155,7 @@ func countRows(t testing.TB, client *dynamodb.Client, table string, now time.Tim
 			if err != nil {
 				t.Fatalf("decode: %v", err)
 			}
-			c.bytes += ItemSize(Record{Key: item[AttrID].(*types.AttributeValueMemberS).Value, Data: rec.Data, Expires: rec.Expires, Modified: rec.Modified})
+			c.bytes += itemSize(Record{Key: item[attrID].(*types.AttributeValueMemberS).Value, Data: rec.Data, Expires: rec.Expires, Modified: rec.Modified})
 			if rec.Expires.Before(now) {
 				c.expired++
 			} else {
@@ -173,9 +168,9 @@ func countRows(t testing.TB, client *dynamodb.Client, table string, now time.Tim
 
 // newReapStore returns a Store on table with the reaper options of a test:
 // fake Store clock, no goroutine unless opts set an interval.
-func newReapStore(t testing.TB, client DynamoDBAPI, table string, clock *fakeClock, opts ...Option) *Store {
+func newReapStore(t testing.TB, client dynamoAPI, table string, clock *fakeClock, opts ...Option) *Store {
 	t.Helper()
-	base := []Option{WithClient(client), WithKeyPairs(testHashKey, testBlockKey), WithCleanupInterval(0), WithClock(clock.Now)}
+	base := []Option{withAPI(client), WithKeyPairs(testHashKey, testBlockKey), withCleanupInterval(0), withClock(clock.Now)}
 	s, err := NewStore(context.Background(), table, append(base, opts...)...)
 	if err != nil {
 		t.Fatalf("NewStore: %v", err)
@@ -185,48 +180,57 @@ func newReapStore(t testing.TB, client DynamoDBAPI, table string, clock *fakeClo
 }
 
 func TestReaperOptionsValidate(t *testing.T) {
-	client := dbtest.Client(t)
 	bad := []struct {
 		name string
-		opt  Option
+		opts ReaperOptions
 	}{
-		{"zero segments", WithReaperSegments(0)},
-		{"negative segments", WithReaperSegments(-1)},
-		{"too many segments", WithReaperSegments(MaxReaperSegments + 1)},
-		{"negative read rate", WithReaperRate(-1, 0)},
-		{"negative write rate", WithReaperRate(0, -1)},
-		{"NaN rate", WithReaperRate(nan(), 0)},
-		{"infinite rate", WithReaperRate(0, inf())},
-		{"negative page size", WithReaperPageSize(-1)},
-		{"huge page size", WithReaperPageSize(1 << 31)},
-		{"short lease", WithReaperLeaseDuration(999 * time.Millisecond)},
-		{"negative lease", WithReaperLeaseDuration(-time.Minute)},
-		{"nil hook", WithReapHook(nil)},
+		{"short interval", ReaperOptions{Interval: 999 * time.Millisecond}},
+		{"negative segments", ReaperOptions{Segments: -1}},
+		{"too many segments", ReaperOptions{Segments: maxReaperSegments + 1}},
+		{"negative read rate", ReaperOptions{ReadUnits: -1}},
+		{"negative write rate", ReaperOptions{WriteUnits: -1}},
+		{"NaN rate", ReaperOptions{ReadUnits: nan()}},
+		{"infinite rate", ReaperOptions{WriteUnits: inf()}},
+		{"negative page size", ReaperOptions{PageSize: -1}},
+		{"huge page size", ReaperOptions{PageSize: 1 << 31}},
+		{"short lease", ReaperOptions{LeaseDuration: 999 * time.Millisecond}},
+		{"negative lease", ReaperOptions{LeaseDuration: -time.Minute}},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := NewStore(context.Background(), "sessions", WithClient(client), WithKeyPairs(testHashKey), WithCleanupInterval(0), tc.opt)
+			s, err := NewStore(context.Background(), "sessions", WithBackend(newMapBackend()), WithKeyPairs(testHashKey), WithReaper(tc.opts))
 			if !errors.Is(err, ErrInvalidOption) {
 				_ = s.Close()
 				t.Fatalf("NewStore = %v, want ErrInvalidOption", err)
 			}
+			b, err := newDynamoBackend(fakeAPI{}, "sessions", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Reap(context.Background(), tc.opts); !errors.Is(err, ErrInvalidOption) {
+				t.Fatalf("backend Reap = %v, want ErrInvalidOption", err)
+			}
 		})
 	}
-	var cfg settings
-	for _, o := range []Option{WithReaperSegments(8), WithReaperRate(10, 20), WithReaperPageSize(100),
-		WithReaperBatchDelete(true), WithReaperLease(false), WithReaperLeaseDuration(time.Hour),
-		WithReapHook(func(ReapStats, error) {})} {
-		if err := o(&cfg); err != nil {
-			t.Fatalf("valid option: %v", err)
+	good := []ReaperOptions{
+		{},
+		{Interval: -1, Grace: -1},
+		{Interval: time.Second, Segments: maxReaperSegments, ReadUnits: 10, WriteUnits: 20, PageSize: 1<<31 - 1,
+			BatchDelete: true, NoLease: true, LeaseDuration: time.Second, OnPass: func(ReapStats, error) {}},
+	}
+	for _, o := range good {
+		s, err := NewStore(context.Background(), "sessions", WithBackend(newMapBackend()), WithKeyPairs(testHashKey), WithReaper(o))
+		if err != nil {
+			t.Fatalf("WithReaper(%+v) = %v", o, err)
 		}
+		_ = s.Close()
 	}
-	r := cfg.reap
-	if r.segments != 8 || r.readRate != 10 || r.writeRate != 20 || r.pageSize != 100 || !r.batch || !r.noLease || r.leaseDuration != time.Hour || r.hook == nil {
-		t.Fatalf("settings = %+v", r)
+	var zero ReaperOptions
+	if zero.segmentCount() != defaultReaperSegments || zero.leaseTime() != defaultLeaseDuration || zero.interval() != defaultCleanupInterval {
+		t.Fatalf("defaults: segments %d, lease %v, interval %v", zero.segmentCount(), zero.leaseTime(), zero.interval())
 	}
-	var zero reapSettings
-	if zero.segmentCount() != DefaultReaperSegments || zero.leaseTime() != DefaultLeaseDuration || zero.noLease || zero.batch {
-		t.Fatalf("defaults: segments %d, lease %v on %v, batch %v", zero.segmentCount(), zero.leaseTime(), !zero.noLease, zero.batch)
+	if off := (ReaperOptions{Interval: -time.Second}); off.interval() != 0 {
+		t.Fatalf("negative interval runs every %v", off.interval())
 	}
 }
 
@@ -252,8 +256,8 @@ func TestReapLargeTable(t *testing.T) {
 	}
 
 	var hooked []ReapStats
-	s := newReapStore(t, client, table, clock, WithReaperSegments(2),
-		WithReapHook(func(st ReapStats, err error) { hooked = append(hooked, st) }))
+	s := newReapStore(t, client, table, clock, withReaperSegments(2),
+		withReapHook(func(st ReapStats, err error) { hooked = append(hooked, st) }))
 	st, err := s.Reap(context.Background())
 	if err != nil {
 		t.Fatalf("Reap: %v", err)
@@ -290,7 +294,7 @@ func TestReapRefreshedAfterScan(t *testing.T) {
 		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) {
 			var refreshed string
 			var refresh func(ctx context.Context, key string)
-			e := newEnv(t, WithReaperBatchDelete(batch), withReapSeam(func(r *reapSettings) {
+			e := newEnv(t, withReaperBatchDelete(batch), withReapSeam(func(r *reapSeams) {
 				r.afterScan = func(ctx context.Context, keys []string) {
 					for _, k := range keys {
 						if k == refreshed {
@@ -304,7 +308,7 @@ func TestReapRefreshedAfterScan(t *testing.T) {
 					TableName:                 aws.String(e.table),
 					Key:                       keyOf(key),
 					UpdateExpression:          aws.String("SET #e = :e"),
-					ExpressionAttributeNames:  map[string]string{"#e": AttrExpires},
+					ExpressionAttributeNames:  map[string]string{"#e": attrExpires},
 					ExpressionAttributeValues: map[string]types.AttributeValue{":e": epochSeconds(e.clock.Now().Add(time.Hour))},
 				})
 				if err != nil {
@@ -313,7 +317,7 @@ func TestReapRefreshedAfterScan(t *testing.T) {
 			}
 			keep := e.save("s", map[any]any{"user": "ada"})
 			gone := e.save("s", map[any]any{"user": "bob"})
-			e.clock.Advance(DefaultTTL + pastGrace)
+			e.clock.Advance(defaultTTL + pastGrace)
 			_, sess, err := e.load("s", keep)
 			if err != nil || !sess.IsNew {
 				t.Fatalf("expired session served: %v %v", sess.Values, err)
@@ -398,8 +402,8 @@ func TestReapFleetOnePassPerInterval(t *testing.T) {
 			for i := range ticks {
 				ticks[i] = make(chan time.Time)
 				tick := ticks[i]
-				newReapStore(t, client, table, clock, WithCleanupInterval(interval), WithReapHook(passes.hook),
-					withReapSeam(func(r *reapSettings) { r.tick = tick }))
+				newReapStore(t, client, table, clock, withCleanupInterval(interval), withReapHook(passes.hook),
+					withReapSeam(func(r *reapSeams) { r.tick = tick }))
 			}
 			fire := func() {
 				for _, c := range ticks {
@@ -439,10 +443,10 @@ func TestReapFleetOnePassPerInterval(t *testing.T) {
 	}
 }
 
-// killSwitch is a DynamoDBAPI that fails every call once killed, as if its
+// killSwitch is a dynamoAPI that fails every call once killed, as if its
 // process had died or been cut off.
 type killSwitch struct {
-	DynamoDBAPI
+	dynamoAPI
 	dead atomic.Bool
 }
 
@@ -459,21 +463,21 @@ func (k *killSwitch) Scan(ctx context.Context, in *dynamodb.ScanInput, o ...func
 	if err := k.check(); err != nil {
 		return nil, err
 	}
-	return k.DynamoDBAPI.Scan(ctx, in, o...)
+	return k.dynamoAPI.Scan(ctx, in, o...)
 }
 
 func (k *killSwitch) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, o ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
 	if err := k.check(); err != nil {
 		return nil, err
 	}
-	return k.DynamoDBAPI.DeleteItem(ctx, in, o...)
+	return k.dynamoAPI.DeleteItem(ctx, in, o...)
 }
 
 func (k *killSwitch) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
 	if err := k.check(); err != nil {
 		return nil, err
 	}
-	return k.DynamoDBAPI.UpdateItem(ctx, in, o...)
+	return k.dynamoAPI.UpdateItem(ctx, in, o...)
 }
 
 // TestReapLeaseHolderDies kills the lease holder in the middle of its pass:
@@ -486,9 +490,9 @@ func TestReapLeaseHolderDies(t *testing.T) {
 	const rows, lease = 500, 30 * time.Second
 	seedRows(t, client, table, rows, clock.Now().Add(-pastGrace), 0)
 
-	victim := &killSwitch{DynamoDBAPI: client}
-	a := newReapStore(t, victim, table, clock, WithReaperPageSize(100), WithReaperLeaseDuration(lease),
-		withReapSeam(func(r *reapSettings) {
+	victim := &killSwitch{dynamoAPI: client}
+	a := newReapStore(t, victim, table, clock, withReaperPageSize(100), withReaperLeaseDuration(lease),
+		withReapSeam(func(r *reapSeams) {
 			pages := 0
 			r.afterScan = func(context.Context, []string) {
 				if pages++; pages == 2 {
@@ -498,10 +502,10 @@ func TestReapLeaseHolderDies(t *testing.T) {
 		}))
 	// The others run reaper goroutines whose timers never fire: the test
 	// drives their passes with Reap.
-	never := withReapSeam(func(r *reapSettings) { r.tick = make(chan time.Time) })
+	never := withReapSeam(func(r *reapSeams) { r.tick = make(chan time.Time) })
 	others := []*Store{
-		newReapStore(t, client, table, clock, WithReaperLeaseDuration(lease), WithCleanupInterval(time.Hour), never),
-		newReapStore(t, client, table, clock, WithReaperLeaseDuration(lease), WithCleanupInterval(time.Hour), never),
+		newReapStore(t, client, table, clock, withReaperLeaseDuration(lease), withCleanupInterval(time.Hour), never),
+		newReapStore(t, client, table, clock, withReaperLeaseDuration(lease), withCleanupInterval(time.Hour), never),
 	}
 
 	st, err := a.Reap(context.Background())
@@ -563,8 +567,8 @@ func TestReapLeaseRenewal(t *testing.T) {
 
 			renewTick := make(chan time.Time)
 			inScan, release := make(chan struct{}), make(chan struct{})
-			a := newReapStore(t, client, table, clock, WithReaperLeaseDuration(lease),
-				withReapSeam(func(r *reapSettings) {
+			a := newReapStore(t, client, table, clock, withReaperLeaseDuration(lease),
+				withReapSeam(func(r *reapSeams) {
 					r.renewTick = renewTick
 					r.afterScan = func(ctx context.Context, _ []string) {
 						close(inScan)
@@ -574,7 +578,7 @@ func TestReapLeaseRenewal(t *testing.T) {
 						}
 					}
 				}))
-			b := newReapStore(t, client, table, clock, WithReaperLeaseDuration(lease))
+			b := newReapStore(t, client, table, clock, withReaperLeaseDuration(lease))
 
 			type result struct {
 				st  ReapStats
@@ -642,9 +646,9 @@ func TestReapCloseDuringPass(t *testing.T) {
 	inScan := make(chan struct{})
 	var once sync.Once
 	passes := newPassCounter()
-	s, err := NewStore(context.Background(), table, WithClient(client), WithKeyPairs(testHashKey),
-		WithClock(clock.Now), WithCleanupInterval(time.Minute), WithReaperPageSize(50), WithReapHook(passes.hook),
-		withReapSeam(func(r *reapSettings) {
+	s, err := NewStore(context.Background(), table, withAPI(client), WithKeyPairs(testHashKey),
+		withClock(clock.Now), withCleanupInterval(time.Minute), withReaperPageSize(50), withReapHook(passes.hook),
+		withReapSeam(func(r *reapSeams) {
 			r.tick = tick
 			r.afterScan = func(ctx context.Context, _ []string) {
 				once.Do(func() { close(inScan) })
@@ -718,8 +722,8 @@ func TestReapRateCap(t *testing.T) {
 			seedRows(t, client, table, tc.expired, clock.Now().Add(-pastGrace), tc.valueSize)
 			seedRows(t, client, table, tc.live, clock.Now().Add(time.Hour), tc.valueSize)
 			wait := newFakeWait()
-			s := newReapStore(t, client, table, clock, WithReaperBatchDelete(tc.batch), WithReaperPageSize(tc.pageSize),
-				WithReaperRate(tc.readCap, tc.writeCap), withReapSeam(func(r *reapSettings) { r.wait = wait }))
+			s := newReapStore(t, client, table, clock, withReaperBatchDelete(tc.batch), withReaperPageSize(tc.pageSize),
+				withReaperRate(tc.readCap, tc.writeCap), withReapSeam(func(r *reapSeams) { r.wait = wait }))
 			start := wait.Now()
 			st, err := s.Reap(context.Background())
 			if err != nil || st.Deleted != tc.expired {
@@ -743,11 +747,11 @@ func TestReapRateCap(t *testing.T) {
 	}
 }
 
-// flaky wraps a DynamoDBAPI and makes chosen calls fail as if DynamoDB
+// flaky wraps a dynamoAPI and makes chosen calls fail as if DynamoDB
 // still throttled them after the SDK's retries, or return unprocessed
 // items.
 type flaky struct {
-	DynamoDBAPI
+	dynamoAPI
 	mu           sync.Mutex
 	throttle     map[string]int // operation: how many more calls to throttle
 	holdBack     int            // how many more BatchWriteItem calls process only the first keep requests
@@ -769,14 +773,14 @@ func (f *flaky) Scan(ctx context.Context, in *dynamodb.ScanInput, o ...func(*dyn
 	if err := f.throttled("Scan"); err != nil {
 		return nil, err
 	}
-	return f.DynamoDBAPI.Scan(ctx, in, o...)
+	return f.dynamoAPI.Scan(ctx, in, o...)
 }
 
 func (f *flaky) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, o ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
 	if err := f.throttled("DeleteItem"); err != nil {
 		return nil, err
 	}
-	return f.DynamoDBAPI.DeleteItem(ctx, in, o...)
+	return f.dynamoAPI.DeleteItem(ctx, in, o...)
 }
 
 func (f *flaky) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, o ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
@@ -791,7 +795,7 @@ func (f *flaky) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemI
 	}
 	f.mu.Unlock()
 	if !hold {
-		return f.DynamoDBAPI.BatchWriteItem(ctx, in, o...)
+		return f.dynamoAPI.BatchWriteItem(ctx, in, o...)
 	}
 	var table string
 	var reqs []types.WriteRequest
@@ -803,7 +807,7 @@ func (f *flaky) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemI
 		var err error
 		sub := *in
 		sub.RequestItems = map[string][]types.WriteRequest{table: reqs[:n]}
-		if out, err = f.DynamoDBAPI.BatchWriteItem(ctx, &sub, o...); err != nil {
+		if out, err = f.dynamoAPI.BatchWriteItem(ctx, &sub, o...); err != nil {
 			return nil, err
 		}
 	}
@@ -842,10 +846,10 @@ func TestReapThrottled(t *testing.T) {
 			if !tc.wantErr {
 				seedRows(t, e.client, e.table, 30, e.clock.Now().Add(-pastGrace), 0)
 			}
-			api := &flaky{DynamoDBAPI: e.client, throttle: tc.throttle}
+			api := &flaky{dynamoAPI: e.client, throttle: tc.throttle}
 			wait := newFakeWait()
-			s := newReapStore(t, api, e.table, e.clock, WithReaperLease(false), WithReaperBatchDelete(tc.batch),
-				withReapSeam(func(r *reapSettings) { r.wait = wait }))
+			s := newReapStore(t, api, e.table, e.clock, withReaperLease(false), withReaperBatchDelete(tc.batch),
+				withReapSeam(func(r *reapSeams) { r.wait = wait }))
 			st, err := s.Reap(context.Background())
 			var pte *types.ProvisionedThroughputExceededException
 			if tc.wantErr != (err != nil) || (tc.wantErr && !errors.As(err, &pte)) {
@@ -889,10 +893,10 @@ func TestReapBatchUnprocessed(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			seedRows(t, e.client, e.table, tc.rows, e.clock.Now().Add(-pastGrace), 0)
-			api := &flaky{DynamoDBAPI: e.client, holdBack: tc.holdBack, keep: tc.keep}
+			api := &flaky{dynamoAPI: e.client, holdBack: tc.holdBack, keep: tc.keep}
 			wait := newFakeWait()
-			s := newReapStore(t, api, e.table, e.clock, WithReaperLease(false), WithReaperBatchDelete(true),
-				withReapSeam(func(r *reapSettings) { r.wait = wait }))
+			s := newReapStore(t, api, e.table, e.clock, withReaperLease(false), withReaperBatchDelete(true),
+				withReapSeam(func(r *reapSeams) { r.wait = wait }))
 			st, err := s.Reap(context.Background())
 			if tc.wantErr != (err != nil) || (!tc.wantErr && st.Deleted != tc.rows) {
 				t.Fatalf("Reap: %+v, %v", st, err)

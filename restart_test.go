@@ -159,8 +159,8 @@ func TestRestartMidLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := newFakeClock()
-	opts := []Option{WithKeyPairs(testHashKey, testBlockKey), WithCleanupInterval(0), WithClock(clock.Now)}
-	store, err := NewStore(ctx, table, append(opts, WithClient(client))...)
+	opts := []Option{WithKeyPairs(testHashKey, testBlockKey), withCleanupInterval(0), withClock(clock.Now)}
+	store, err := NewStore(ctx, table, append(opts, withAPI(client))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestRestartMidLoad(t *testing.T) {
 
 	second := startDiskServer(t, dbPath)
 	client2 := restartClient(t, second.endpoint)
-	store2, err := NewStore(ctx, table, append(opts, WithClient(client2))...)
+	store2, err := NewStore(ctx, table, append(opts, withAPI(client2))...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,12 +68,12 @@ func TestFailedSignOutLogged(t *testing.T) {
 func TestRegenerateReplacesUndecodableRow(t *testing.T) {
 	clean := dbtest.Client(t)
 	table := dbtest.NewTable(t, clean)
-	js, err := NewStore(context.Background(), table, WithClient(clean), WithKeyPairs(testHashKey, testBlockKey), WithCleanupInterval(0), WithSerializer(JSONSerializer{}))
+	js, err := NewStore(context.Background(), table, withAPI(clean), WithKeyPairs(testHashKey, testBlockKey), withCleanupInterval(0), WithSerializer(JSONSerializer{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer js.Close()
-	gs, err := NewStore(context.Background(), table, WithClient(clean), WithKeyPairs(testHashKey, testBlockKey), WithCleanupInterval(0))
+	gs, err := NewStore(context.Background(), table, withAPI(clean), WithKeyPairs(testHashKey, testBlockKey), withCleanupInterval(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,8 +135,8 @@ func TestSetOwnerEdges(t *testing.T) {
 	if err := sess.Save(r, w); err != nil {
 		t.Fatal(err)
 	}
-	if item := rawItemByKey(t, e.client, e.table, StorageKey(sess.ID)); item[AttrOwner] != nil {
-		t.Errorf("SetOwner(ada), SetOwner(\"\"): owner %v", item[AttrOwner])
+	if item := rawItemByKey(t, e.client, e.table, storageKey(sess.ID)); item[attrOwner] != nil {
+		t.Errorf("SetOwner(ada), SetOwner(\"\"): owner %v", item[attrOwner])
 	}
 	// SetOwner("") on a new session.
 	r = request()
@@ -154,8 +154,8 @@ func TestSetOwnerEdges(t *testing.T) {
 	if err := e.store.Regenerate(r, w, sess); err != nil {
 		t.Fatal(err)
 	}
-	if item := rawItemByKey(t, e.client, e.table, StorageKey(sess.ID)); item[AttrOwner] != nil {
-		t.Errorf("SetOwner(\"\") then Regenerate: owner %v", item[AttrOwner])
+	if item := rawItemByKey(t, e.client, e.table, storageKey(sess.ID)); item[attrOwner] != nil {
+		t.Errorf("SetOwner(\"\") then Regenerate: owner %v", item[attrOwner])
 	}
 	// Then an unchanged Save in the same request.
 	if err := sess.Save(r, httptest.NewRecorder()); err != nil {
@@ -175,8 +175,8 @@ func TestSetOwnerEdges(t *testing.T) {
 	if err := sess.Save(r, httptest.NewRecorder()); err != nil {
 		t.Fatal(err)
 	}
-	if item := rawItemByKey(t, e.client, e.table, StorageKey(sess.ID)); item[AttrOwner] != nil {
-		t.Errorf("Regenerate then SetOwner(\"\"): owner %v", item[AttrOwner])
+	if item := rawItemByKey(t, e.client, e.table, storageKey(sess.ID)); item[attrOwner] != nil {
+		t.Errorf("Regenerate then SetOwner(\"\"): owner %v", item[attrOwner])
 	}
 }
 

@@ -14,35 +14,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
-	"os"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
-)
-
-// Defaults, as in connect-dynamodb-session.
-const (
-	// DefaultTTL is the session lifetime when the cookie has no MaxAge.
-	DefaultTTL = 14 * 24 * time.Hour
-	// DefaultCleanupInterval is how often the reaper deletes expired rows.
-	DefaultCleanupInterval = 5 * time.Minute
-	// DefaultTouchAfter is how long an unchanged session goes without
-	// being written again.
-	DefaultTouchAfter = 10 * time.Second
 )
 
 // Store is a sessions.Store backed by DynamoDB (or another Backend). It is
@@ -71,437 +49,10 @@ type Store struct {
 
 var _ sessions.Store = (*Store)(nil)
 
-// Option configures a Store. Options are applied in order; NewStore
-// validates the result.
-type Option func(*settings) error
-
-type settings struct {
-	region          string
-	endpoint        string
-	awsConfig       *aws.Config
-	client          DynamoDBAPI
-	backend         Backend
-	ttl             time.Duration
-	cleanupInterval time.Duration
-	touchAfter      time.Duration
-	autoCreate      bool
-	table           TableOptions
-	consistentRead  bool
-	logger          *slog.Logger
-	keyPairs        [][]byte
-	codecs          []securecookie.Codec
-	cookie          *sessions.Options
-	serializer      Serializer
-	clock           func() time.Time
-	reap            reapSettings
-	retryAttempts   int
-	retryBackoff    time.Duration
-	locking         bool
-}
-
-// WithRegion sets the AWS region of the DynamoDB client the Store builds.
-// It is required unless WithAWSConfig, WithClient or WithBackend is given,
-// or the default AWS configuration (AWS_REGION, the shared config file)
-// names one.
-func WithRegion(region string) Option {
-	return func(s *settings) error { s.region = region; return nil }
-}
-
-// WithEndpoint overrides the DynamoDB endpoint, for DynamoDB Local for
-// instance ("http://127.0.0.1:8000"). Default: AWS's endpoint for the
-// region. For an endpoint on the loopback interface, when neither
-// WithAWSConfig nor AWS_ACCESS_KEY_ID gives credentials, the Store uses
-// static dummy ones ("local"), which DynamoDB Local accepts.
-func WithEndpoint(url string) Option {
-	return func(s *settings) error { s.endpoint = url; return nil }
-}
-
-// WithAWSConfig builds the DynamoDB client from cfg instead of from the
-// default credential chain.
-func WithAWSConfig(cfg aws.Config) Option {
-	return func(s *settings) error { s.awsConfig = &cfg; return nil }
-}
-
-// WithClient uses a pre-configured DynamoDB client, such as a
-// *dynamodb.Client; WithRegion, WithEndpoint and WithAWSConfig are then
-// ignored. WithAutoCreate needs a client that also implements TableAPI.
-func WithClient(c DynamoDBAPI) Option {
-	return func(s *settings) error {
-		if c == nil {
-			return fmt.Errorf("%w: WithClient(nil)", ErrInvalidOption)
-		}
-		s.client = c
-		return nil
-	}
-}
-
-// WithBackend stores sessions in b instead of DynamoDB. The table name,
-// client and table options are then unused.
-func WithBackend(b Backend) Option {
-	return func(s *settings) error {
-		if b == nil {
-			return fmt.Errorf("%w: WithBackend(nil)", ErrInvalidOption)
-		}
-		s.backend = b
-		return nil
-	}
-}
-
-// WithTTL sets how long a session lives when its cookie has no MaxAge, and
-// the default cookie MaxAge. It must be at least one second and at most 400
-// days, the longest cookie lifetime browsers keep. Default DefaultTTL (14
-// days).
-func WithTTL(d time.Duration) Option {
-	return func(s *settings) error {
-		if d < time.Second || d > maxCookieAge*time.Second {
-			return fmt.Errorf("%w: TTL %v must be from 1s to 400 days", ErrInvalidOption, d)
-		}
-		s.ttl = d
-		return nil
-	}
-}
-
-// WithCleanupInterval sets how often the reaper deletes expired rows; 0
-// turns the reaper off (rely on DynamoDB's TTL then). Default
-// DefaultCleanupInterval (5 minutes).
-func WithCleanupInterval(d time.Duration) Option {
-	return func(s *settings) error {
-		if err := validateCleanupInterval(d); err != nil {
-			return err
-		}
-		s.cleanupInterval = d
-		return nil
-	}
-}
-
-// WithTouchAfter sets how long an unchanged session goes without being
-// written: within it, Save of an unchanged session makes no DynamoDB call;
-// after it, Save only extends the expiry. 0 extends the expiry on every
-// Save. It must be at most half the session lifetime (the default cookie
-// MaxAge, or the TTL), or NewStore fails: a session then still lives at
-// least half its lifetime after its last request. For a session whose own
-// MaxAge is shorter, Save applies at most half that session's lifetime.
-// Default DefaultTouchAfter (10 seconds).
-func WithTouchAfter(d time.Duration) Option {
-	return func(s *settings) error {
-		if d < 0 {
-			return fmt.Errorf("%w: negative touchAfter %v", ErrInvalidOption, d)
-		}
-		s.touchAfter = d
-		return nil
-	}
-}
-
-// WithAutoCreate makes NewStore create the table when it is missing and
-// enable TTL on it, through EnsureTable with opts (provisioned 5/5 read and
-// write units unless opts says otherwise). An existing table the store
-// cannot use (see EnsureTable) makes NewStore fail with an error wrapping
-// ErrInvalidOption. Default: off, and NewStore makes no call to DynamoDB.
-func WithAutoCreate(opts TableOptions) Option {
-	return func(s *settings) error {
-		if opts.ReadCapacity < 0 || opts.WriteCapacity < 0 {
-			return fmt.Errorf("%w: negative table capacity", ErrInvalidOption)
-		}
-		s.autoCreate = true
-		s.table = opts
-		return nil
-	}
-}
-
-// WithConsistentRead chooses strongly consistent reads (true, the default)
-// or eventually consistent ones, which cost half the read units but may
-// miss a write made a moment earlier through another instance.
-func WithConsistentRead(consistent bool) Option {
-	return func(s *settings) error { s.consistentRead = consistent; return nil }
-}
-
-// WithLogger sends the Store's error and debug logs to l. The Store never
-// logs session IDs, cookies or values. Default: no logging.
-func WithLogger(l *slog.Logger) Option {
-	return func(s *settings) error {
-		if l == nil {
-			return fmt.Errorf("%w: WithLogger(nil)", ErrInvalidOption)
-		}
-		s.logger = l
-		return nil
-	}
-}
-
-// WithKeyPairs sets the securecookie keys that sign (and, with a block key,
-// encrypt) the session cookie, as pairs of hash key and block key (nil for
-// no encryption), as in sessions.NewCookieStore. The first pair signs; all
-// pairs verify, so new keys go first and retired ones after them. Hash keys
-// should be 32 or 64 random bytes; block keys 16, 24 or 32. Either this or
-// WithCodecs is required.
-func WithKeyPairs(keyPairs ...[]byte) Option {
-	return func(s *settings) error {
-		if len(keyPairs) == 0 {
-			return fmt.Errorf("%w: WithKeyPairs needs at least a hash key", ErrInvalidOption)
-		}
-		s.keyPairs = keyPairs
-		return nil
-	}
-}
-
-// WithCodecs signs the session cookie with the given securecookie codecs
-// instead of codecs made from key pairs.
-func WithCodecs(codecs ...securecookie.Codec) Option {
-	return func(s *settings) error {
-		if len(codecs) == 0 {
-			return fmt.Errorf("%w: WithCodecs needs at least one codec", ErrInvalidOption)
-		}
-		s.codecs = codecs
-		return nil
-	}
-}
-
-// WithCookieOptions sets the default cookie options of new sessions.
-// Default: Path "/", HttpOnly, SameSite Lax, MaxAge the TTL in seconds. A
-// MaxAge over 400 days (the longest cookie lifetime browsers keep) is an
-// error.
-func WithCookieOptions(o sessions.Options) Option {
-	return func(s *settings) error { s.cookie = &o; return nil }
-}
-
-// WithSerializer sets how session Values are encoded. Default
-// GobSerializer.
-func WithSerializer(sz Serializer) Option {
-	return func(s *settings) error {
-		if sz == nil {
-			return fmt.Errorf("%w: WithSerializer(nil)", ErrInvalidOption)
-		}
-		s.serializer = sz
-		return nil
-	}
-}
-
-// WithClock sets the Store's source of the current time, for tests.
-// Default time.Now.
-func WithClock(now func() time.Time) Option {
-	return func(s *settings) error {
-		if now == nil {
-			return fmt.Errorf("%w: WithClock(nil)", ErrInvalidOption)
-		}
-		s.clock = now
-		return nil
-	}
-}
-
-// WithRetryMaxAttempts sets how many times the DynamoDB client the Store
-// builds tries a call that fails with a retryable error (throttling, 5xx,
-// connection errors), through the SDK's standard retryer. Default: the
-// SDK's for DynamoDB, 4. It does not apply to a client given with
-// WithClient.
-func WithRetryMaxAttempts(n int) Option {
-	return func(s *settings) error {
-		if n < 1 {
-			return fmt.Errorf("%w: retry max attempts %d must be at least 1", ErrInvalidOption, n)
-		}
-		s.retryAttempts = n
-		return nil
-	}
-}
-
-// WithRetryMaxBackoff caps the delay between retries of the DynamoDB
-// client the Store builds. Default: the SDK's, 20 seconds. Keep it well
-// under your request timeout. It does not apply to a client given with
-// WithClient.
-func WithRetryMaxBackoff(d time.Duration) Option {
-	return func(s *settings) error {
-		if d <= 0 {
-			return fmt.Errorf("%w: retry max backoff %v must be positive", ErrInvalidOption, d)
-		}
-		s.retryBackoff = d
-		return nil
-	}
-}
-
-// WithOptimisticLocking keeps a version number on each session (attribute
-// AttrVersion) and makes Save of changed values fail with ErrConflict when
-// another request wrote the session since this one loaded it, so no update
-// is lost silently. Default off: the last writer wins, though a deleted
-// session is never brought back either way. The check needs Save to be
-// given the request the session was loaded with.
-func WithOptimisticLocking(on bool) Option {
-	return func(s *settings) error { s.locking = on; return nil }
-}
-
-// NewStore returns a Store on the named DynamoDB table. It validates every
-// option and returns an error wrapping ErrInvalidOption when one is wrong.
-// ctx bounds the construction only: loading the AWS configuration and, with
-// WithAutoCreate, creating the table. Unless WithCleanupInterval(0) is
-// given, the Store runs a reaper goroutine until Close.
-func NewStore(ctx context.Context, table string, opts ...Option) (*Store, error) {
-	cfg := settings{
-		ttl:             DefaultTTL,
-		cleanupInterval: DefaultCleanupInterval,
-		touchAfter:      DefaultTouchAfter,
-		consistentRead:  true,
-		serializer:      GobSerializer{},
-		clock:           time.Now,
-	}
-	for _, o := range opts {
-		if o == nil {
-			continue
-		}
-		if err := o(&cfg); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.logger == nil {
-		cfg.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	codec, err := newIDCodec(cfg.keyPairs, cfg.codecs, cfg.touchAfter)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.backend == nil {
-		if cfg.backend, err = newDynamoDBBackend(ctx, table, &cfg); err != nil {
-			return nil, err
-		}
-	} else if cfg.autoCreate {
-		return nil, fmt.Errorf("%w: WithAutoCreate does not apply to a custom Backend", ErrInvalidOption)
-	}
-	cookie := sessions.Options{Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: int(cfg.ttl / time.Second)}
-	if cfg.cookie != nil {
-		cookie = *cfg.cookie
-	}
-	if err := validateAges(cookie.MaxAge, cfg.ttl, cfg.touchAfter); err != nil {
-		return nil, err
-	}
-	s := &Store{
-		Options:    &cookie,
-		backend:    cfg.backend,
-		codec:      codec,
-		serializer: cfg.serializer,
-		ttl:        cfg.ttl,
-		touchAfter: cfg.touchAfter,
-		locking:    cfg.locking,
-		log:        cfg.logger,
-		now:        cfg.clock,
-	}
-	s.MaxAge(cookie.MaxAge)
-	s.reaper = startReaper(s, cfg.cleanupInterval, cfg.reap)
-	return s, nil
-}
-
-// validateAges checks the default cookie MaxAge and the TTL against each
-// other and against touchAfter: a touchAfter longer than half the session
-// lifetime would let an active session expire between two writes.
-func validateAges(maxAge int, ttl, touchAfter time.Duration) error {
-	if maxAge > maxCookieAge {
-		return fmt.Errorf("%w: cookie MaxAge %ds is over 400 days, the longest cookie lifetime browsers keep", ErrInvalidOption, maxAge)
-	}
-	for _, age := range []struct {
-		name string
-		d    time.Duration
-	}{{"TTL", ttl}, {"cookie MaxAge", lifetime(maxAge, ttl)}} {
-		if touchAfter > age.d/2 {
-			return fmt.Errorf("%w: touchAfter %v must be at most half the %s %v, or an active session can expire between writes", ErrInvalidOption, touchAfter, age.name, age.d)
-		}
-	}
-	return nil
-}
-
 // touchWithin returns the touch interval of a session that lives life after
 // each write: touchAfter, but at most half of life.
 func (s *Store) touchWithin(life time.Duration) time.Duration {
 	return min(s.touchAfter, life/2)
-}
-
-// newDynamoDBBackend builds the default backend from the settings, making
-// the DynamoDB client when none was given and creating the table when asked.
-func newDynamoDBBackend(ctx context.Context, table string, cfg *settings) (*DynamoDBBackend, error) {
-	if err := validTableName(table); err != nil {
-		return nil, err
-	}
-	client := cfg.client
-	if client == nil {
-		var awsCfg aws.Config
-		if cfg.awsConfig != nil {
-			awsCfg = cfg.awsConfig.Copy()
-		} else {
-			var err error
-			if awsCfg, err = config.LoadDefaultConfig(ctx); err != nil {
-				return nil, fmt.Errorf("dynamostore: loading AWS configuration: %w", err)
-			}
-		}
-		if cfg.region != "" {
-			awsCfg.Region = cfg.region
-		}
-		if cfg.awsConfig == nil && loopback(cfg.endpoint) && os.Getenv("AWS_ACCESS_KEY_ID") == "" {
-			// DynamoDB Local takes any credentials, but the SDK insists on
-			// some: spare newcomers the setup.
-			awsCfg.Credentials = credentials.NewStaticCredentialsProvider("local", "local", "")
-		}
-		if awsCfg.Region == "" {
-			return nil, fmt.Errorf("%w: no AWS region: use WithRegion, WithAWSConfig or WithClient, or set AWS_REGION", ErrInvalidOption)
-		}
-		client = dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
-			o.HTTPClient = sizePool(o.HTTPClient)
-			if cfg.endpoint != "" {
-				o.BaseEndpoint = aws.String(cfg.endpoint)
-			}
-			if cfg.retryAttempts > 0 {
-				o.RetryMaxAttempts = cfg.retryAttempts
-			}
-			if cfg.retryBackoff > 0 {
-				if o.Retryer == nil {
-					o.Retryer = retry.NewStandard()
-				}
-				o.Retryer = retry.AddWithMaxBackoffDelay(o.Retryer, cfg.retryBackoff)
-			}
-		})
-	}
-	if cfg.autoCreate {
-		tc, ok := client.(TableAPI)
-		if !ok {
-			return nil, fmt.Errorf("%w: WithAutoCreate needs a client that implements TableAPI", ErrInvalidOption)
-		}
-		if err := EnsureTable(ctx, tc, table, cfg.table); err != nil {
-			return nil, err
-		}
-	}
-	return NewDynamoDBBackend(client, table, cfg.consistentRead)
-}
-
-// sizePool returns the SDK's default HTTP client c with room for
-// maxIdleConns idle connections to DynamoDB. The SDK keeps 10: under more
-// concurrent requests, each call beyond them opens a new connection (a TLS
-// handshake on AWS). Any other client, or one whose pool was sized
-// already, is returned as it is.
-func sizePool(c aws.HTTPClient) aws.HTTPClient {
-	switch bc := c.(type) {
-	case nil:
-		return sizePool(awshttp.NewBuildableClient())
-	case *awshttp.BuildableClient:
-		if bc.GetTransport().MaxIdleConnsPerHost != awshttp.DefaultHTTPTransportMaxIdleConnsPerHost {
-			return c
-		}
-		return bc.WithTransportOptions(func(tr *http.Transport) {
-			tr.MaxIdleConns = max(tr.MaxIdleConns, maxIdleConns)
-			tr.MaxIdleConnsPerHost = maxIdleConns
-		})
-	}
-	return c
-}
-
-// maxIdleConns is how many idle connections to DynamoDB the client the
-// Store builds keeps open, enough for that many concurrent requests.
-const maxIdleConns = 256
-
-// loopback reports whether endpoint is a URL on this machine, where only an
-// emulator such as DynamoDB Local can be.
-func loopback(endpoint string) bool {
-	u, err := url.Parse(endpoint)
-	if err != nil || u.Hostname() == "" {
-		return false
-	}
-	if u.Hostname() == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(u.Hostname())
-	return ip != nil && ip.IsLoopback()
 }
 
 // MaxAge sets the default MaxAge of new sessions' cookies and keeps the
@@ -705,7 +256,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 			return err
 		}
 		rec.Key = storageKey(id)
-		if err := s.backend.Put(ctx, rec, PutNew); err != nil {
+		if err := s.backend.Create(ctx, rec); err != nil {
 			return err
 		}
 		s.counters.creates.Add(1)
@@ -727,12 +278,12 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 			s.counters.skippedWrites.Add(1)
 			break
 		}
-		if err := s.backend.SetExpires(ctx, rec.Key, rec.Expires, now); err != nil {
+		if err := s.backend.Touch(ctx, rec.Key, rec.Expires, now); err != nil {
 			return gone(err)
 		}
 		s.counters.touches.Add(1)
 	default:
-		if err := s.backend.Put(ctx, rec, PutExisting); err != nil {
+		if err := s.backend.Update(ctx, rec); err != nil {
 			return gone(err)
 		}
 		s.counters.updates.Add(1)
@@ -885,7 +436,7 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 // sign-in, before Save, with the request the session was loaded with; the
 // next Save writes it. An empty owner removes the stored one, so that
 // RevokeOwner no longer ends the session. The owner is stored in clear in
-// AttrOwner, and needs the owner index (TableOptions.OwnerIndex) for
+// the attribute "own", and needs the owner index (TableOptions.OwnerIndex) for
 // RevokeOwner.
 func (s *Store) SetOwner(r *http.Request, sess *sessions.Session, owner string) {
 	st, _ := getState(r, sess)
@@ -901,11 +452,7 @@ func (s *Store) SetOwner(r *http.Request, sess *sessions.Session, owner string) 
 // again a second later where that matters. It returns ErrUnsupported when
 // the Backend cannot look sessions up by owner.
 func (s *Store) RevokeOwner(ctx context.Context, owner string) (int, error) {
-	ob, ok := s.backend.(OwnerBackend)
-	if !ok {
-		return 0, ErrUnsupported
-	}
-	n, err := ob.DeleteOwner(ctx, owner)
+	n, err := s.backend.DeleteOwner(ctx, owner)
 	s.counters.deletes.Add(int64(n))
 	if err != nil {
 		s.log.ErrorContext(ctx, "dynamostore: revoking the sessions of an owner failed", "deleted", n, "error", err)

@@ -29,20 +29,20 @@ func TestNewStoreValidatesOptions(t *testing.T) {
 		table string
 		opts  []Option
 	}{
-		{"no keys", "sessions", []Option{WithClient(client)}},
-		{"empty hash key", "sessions", []Option{WithClient(client), WithKeyPairs([]byte{})}},
-		{"bad block key", "sessions", []Option{WithClient(client), WithKeyPairs(testHashKey, []byte("short"))}},
-		{"short table name", "ab", []Option{WithClient(client), keys}},
-		{"bad table name", "my table", []Option{WithClient(client), keys}},
-		{"zero ttl", "sessions", []Option{WithClient(client), keys, WithTTL(0)}},
-		{"negative touchAfter", "sessions", []Option{WithClient(client), keys, WithTouchAfter(-time.Second)}},
-		{"sub-second cleanup", "sessions", []Option{WithClient(client), keys, WithCleanupInterval(time.Millisecond)}},
-		{"negative cleanup", "sessions", []Option{WithClient(client), keys, WithCleanupInterval(-time.Minute)}},
+		{"no keys", "sessions", []Option{withAPI(client)}},
+		{"empty hash key", "sessions", []Option{withAPI(client), WithKeyPairs([]byte{})}},
+		{"bad block key", "sessions", []Option{withAPI(client), WithKeyPairs(testHashKey, []byte("short"))}},
+		{"short table name", "ab", []Option{withAPI(client), keys}},
+		{"bad table name", "my table", []Option{withAPI(client), keys}},
+		{"zero ttl", "sessions", []Option{withAPI(client), keys, WithTTL(0)}},
+		{"negative touchAfter", "sessions", []Option{withAPI(client), keys, WithTouchAfter(-time.Second)}},
+		{"sub-second cleanup", "sessions", []Option{withAPI(client), keys, withCleanupInterval(time.Millisecond)}},
+		{"short reaper interval", "sessions", []Option{withAPI(client), keys, WithReaper(ReaperOptions{Interval: time.Millisecond})}},
 		{"nil client", "sessions", []Option{WithClient(nil), keys}},
 		{"nil backend", "sessions", []Option{WithBackend(nil), keys}},
-		{"nil logger", "sessions", []Option{WithClient(client), keys, WithLogger(nil)}},
-		{"nil serializer", "sessions", []Option{WithClient(client), keys, WithSerializer(nil)}},
-		{"negative capacity", "sessions", []Option{WithClient(client), keys, WithAutoCreate(TableOptions{ReadCapacity: -1})}},
+		{"nil logger", "sessions", []Option{withAPI(client), keys, WithLogger(nil)}},
+		{"nil serializer", "sessions", []Option{withAPI(client), keys, WithSerializer(nil)}},
+		{"negative capacity", "sessions", []Option{withAPI(client), keys, WithAutoCreate(TableOptions{ReadCapacity: -1})}},
 		{"autoCreate with backend", "sessions", []Option{WithBackend(newMapBackend()), keys, WithAutoCreate(TableOptions{})}},
 	}
 	for _, tt := range tests {
@@ -60,20 +60,26 @@ func TestNewStoreNeedsRegion(t *testing.T) {
 	t.Setenv("AWS_DEFAULT_REGION", "")
 	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-	_, err := NewStore(context.Background(), "sessions", WithKeyPairs(testHashKey), WithCleanupInterval(0))
+	_, err := NewStore(context.Background(), "sessions", WithKeyPairs(testHashKey), withCleanupInterval(0))
 	if !errors.Is(err, ErrInvalidOption) {
 		t.Fatalf("NewStore without region = %v; want ErrInvalidOption", err)
 	}
-	s, err := NewStore(context.Background(), "sessions", WithKeyPairs(testHashKey), WithCleanupInterval(0), WithRegion("eu-west-1"))
+	t.Setenv("AWS_REGION", "eu-west-1")
+	s, err := NewStore(context.Background(), "sessions", WithKeyPairs(testHashKey), withCleanupInterval(0))
 	if err != nil {
-		t.Fatalf("NewStore with region: %v", err)
+		t.Fatalf("NewStore with AWS_REGION: %v", err)
+	}
+	_ = s.Close()
+	s, err = NewStore(context.Background(), "sessions", WithKeyPairs(testHashKey), withCleanupInterval(0), WithAWSConfig(aws.Config{Region: "eu-west-1"}))
+	if err != nil {
+		t.Fatalf("NewStore with the region in WithAWSConfig: %v", err)
 	}
 	_ = s.Close()
 }
 
 func TestDefaultCookieOptions(t *testing.T) {
 	e := newEnv(t)
-	want := sessions.Options{Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: int(DefaultTTL / time.Second)}
+	want := sessions.Options{Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: int(defaultTTL / time.Second)}
 	if *e.store.Options != want {
 		t.Fatalf("Options = %+v; want %+v", *e.store.Options, want)
 	}
@@ -173,22 +179,22 @@ func TestItemLayout(t *testing.T) {
 	if item == nil {
 		t.Fatal("no item stored under the hash of the ID")
 	}
-	if id := item[AttrID].(*types.AttributeValueMemberS).Value; id != storageKey(sess.ID) || strings.Contains(id, sess.ID) {
+	if id := item[attrID].(*types.AttributeValueMemberS).Value; id != storageKey(sess.ID) || strings.Contains(id, sess.ID) {
 		t.Fatalf("key = %q; want SHA-256 of the ID", id)
 	}
-	v, ok := item[AttrValues].(*types.AttributeValueMemberB)
+	v, ok := item[attrValues].(*types.AttributeValueMemberB)
 	if !ok {
-		t.Fatalf("values attribute = %#v; want Binary", item[AttrValues])
+		t.Fatalf("values attribute = %#v; want Binary", item[attrValues])
 	}
 	got := map[any]any{}
 	if err := (GobSerializer{}).Deserialize(v.Value, got); err != nil || got["user"] != "ada" {
 		t.Fatalf("stored values = %v, %v", got, err)
 	}
 	now := e.clock.Now()
-	if exp := numberAttr(t, item, AttrExpires); exp != now.Add(DefaultTTL).Unix() {
-		t.Fatalf("expires = %d; want %d", exp, now.Add(DefaultTTL).Unix())
+	if exp := numberAttr(t, item, attrExpires); exp != now.Add(defaultTTL).Unix() {
+		t.Fatalf("expires = %d; want %d", exp, now.Add(defaultTTL).Unix())
 	}
-	if mod := numberAttr(t, item, AttrModified); mod != now.UnixMilli() {
+	if mod := numberAttr(t, item, attrModified); mod != now.UnixMilli() {
 		t.Fatalf("modified = %d; want %d", mod, now.UnixMilli())
 	}
 	if len(item) != 4 {
@@ -333,7 +339,7 @@ func TestMaxAgeZeroIsBrowserSessionWithExpiringRow(t *testing.T) {
 	if c.MaxAge != 0 || !c.Expires.IsZero() {
 		t.Fatalf("cookie MaxAge=%d Expires=%v; want a browser-session cookie", c.MaxAge, c.Expires)
 	}
-	if exp := numberAttr(t, e.rawItem(sess.ID), AttrExpires); exp != e.clock.Now().Add(2*time.Hour).Unix() {
+	if exp := numberAttr(t, e.rawItem(sess.ID), attrExpires); exp != e.clock.Now().Add(2*time.Hour).Unix() {
 		t.Fatalf("row expires %d; want now+ttl", exp)
 	}
 	if _, sess, _ := e.load("s", c); sess.IsNew {
@@ -349,7 +355,7 @@ func TestCookieMaxAgeSetsRowExpiry(t *testing.T) {
 	if err := sess.Save(r, httptest.NewRecorder()); err != nil {
 		t.Fatal(err)
 	}
-	if exp := numberAttr(t, e.rawItem(sess.ID), AttrExpires); exp != e.clock.Now().Unix()+600 {
+	if exp := numberAttr(t, e.rawItem(sess.ID), attrExpires); exp != e.clock.Now().Unix()+600 {
 		t.Fatalf("row expires %d; want now+600", exp)
 	}
 }
@@ -358,7 +364,7 @@ func TestNewSessionIsCreatedConditionally(t *testing.T) {
 	e := newEnv(t)
 	c := e.save("s", map[any]any{"a": 1})
 	_, sess, _ := e.load("s", c)
-	err := e.store.backend.Put(context.Background(), Record{Key: storageKey(sess.ID), Expires: e.clock.Now().Add(time.Hour), Modified: e.clock.Now()}, PutNew)
+	err := e.store.backend.Create(context.Background(), Record{Key: storageKey(sess.ID), Expires: e.clock.Now().Add(time.Hour), Modified: e.clock.Now()})
 	if !errors.Is(err, ErrExists) {
 		t.Fatalf("PutNew over an existing row = %v; want ErrExists", err)
 	}
@@ -406,7 +412,7 @@ func TestDeletedSessionNeverComesBack(t *testing.T) {
 
 // failingGets makes GetItem fail, as throttling or a network fault would.
 type failingGets struct {
-	DynamoDBAPI
+	dynamoAPI
 	err error
 }
 
@@ -419,8 +425,8 @@ func TestFailedReadNeverBecomesEmptySession(t *testing.T) {
 	c := e.save("s", map[any]any{"user": "ada"})
 	_, real, _ := e.load("s", c)
 	throttled := &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}
-	faulty, err := NewStore(context.Background(), e.table, WithClient(failingGets{e.client, throttled}),
-		WithKeyPairs(testHashKey, testBlockKey), WithCleanupInterval(0))
+	faulty, err := NewStore(context.Background(), e.table, withAPI(failingGets{e.client, throttled}),
+		WithKeyPairs(testHashKey, testBlockKey), withCleanupInterval(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,10 +498,10 @@ func TestTouchAfter(t *testing.T) {
 				}
 				item := e.rawItem(sess.ID)
 				if st.want["UpdateItem"] == 1 {
-					if exp := numberAttr(t, item, AttrExpires); exp != e.clock.Now().Add(time.Hour).Unix() {
+					if exp := numberAttr(t, item, attrExpires); exp != e.clock.Now().Add(time.Hour).Unix() {
 						t.Fatalf("step %d: expiry not extended", i)
 					}
-					if mod := numberAttr(t, item, AttrModified); mod != e.clock.Now().UnixMilli() {
+					if mod := numberAttr(t, item, attrModified); mod != e.clock.Now().UnixMilli() {
 						t.Fatalf("step %d: last-written not updated", i)
 					}
 				}
@@ -537,7 +543,7 @@ func TestChangedMaxAgeIsWritten(t *testing.T) {
 	if e.calls.take()["UpdateItem"] != 1 {
 		t.Fatal("a new MaxAge was not written")
 	}
-	if exp := numberAttr(t, e.rawItem(sess.ID), AttrExpires); exp != e.clock.Now().Unix()+30*24*3600 {
+	if exp := numberAttr(t, e.rawItem(sess.ID), attrExpires); exp != e.clock.Now().Unix()+30*24*3600 {
 		t.Fatal("row expiry does not follow the new MaxAge")
 	}
 }
@@ -546,7 +552,7 @@ func TestTooLargeIsRefusedBeforeWriting(t *testing.T) {
 	e := newEnv(t)
 	c := e.save("s", map[any]any{"n": 1})
 	r, sess, _ := e.load("s", c)
-	sess.Values["blob"] = make([]byte, MaxItemSize)
+	sess.Values["blob"] = make([]byte, maxItemSize)
 	e.calls.take()
 	w := httptest.NewRecorder()
 	if err := sess.Save(r, w); !errors.Is(err, ErrTooLarge) {
@@ -560,7 +566,7 @@ func TestTooLargeIsRefusedBeforeWriting(t *testing.T) {
 	}
 	// Just under the limit is written.
 	r, sess, _ = e.load("s", c)
-	sess.Values["blob"] = make([]byte, MaxItemSize-200)
+	sess.Values["blob"] = make([]byte, maxItemSize-200)
 	if err := sess.Save(r, httptest.NewRecorder()); err != nil {
 		t.Fatalf("Save near the limit: %v", err)
 	}
@@ -599,10 +605,10 @@ func TestCorruptRowGivesFreshSession(t *testing.T) {
 		name string
 		item map[string]types.AttributeValue
 	}{
-		{"garbage gob", map[string]types.AttributeValue{AttrValues: &types.AttributeValueMemberB{Value: []byte{0xff, 0x01, 0x02}}}},
-		{"values not binary", map[string]types.AttributeValue{AttrValues: &types.AttributeValueMemberS{Value: "x"}}},
-		{"no expiry", map[string]types.AttributeValue{AttrExpires: nil}},
-		{"expiry not a number", map[string]types.AttributeValue{AttrExpires: &types.AttributeValueMemberS{Value: "soon"}}},
+		{"garbage gob", map[string]types.AttributeValue{attrValues: &types.AttributeValueMemberB{Value: []byte{0xff, 0x01, 0x02}}}},
+		{"values not binary", map[string]types.AttributeValue{attrValues: &types.AttributeValueMemberS{Value: "x"}}},
+		{"no expiry", map[string]types.AttributeValue{attrExpires: nil}},
+		{"expiry not a number", map[string]types.AttributeValue{attrExpires: &types.AttributeValueMemberS{Value: "soon"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -639,8 +645,8 @@ func TestKeyRotation(t *testing.T) {
 	e := newEnv(t)
 	c := e.save("s", map[any]any{"user": "ada"})
 	newHash := []byte("new-hash-key-new-hash-key-new-ha")
-	rotated, err := NewStore(context.Background(), e.table, WithClient(e.client),
-		WithKeyPairs(newHash, nil, testHashKey, testBlockKey), WithCleanupInterval(0))
+	rotated, err := NewStore(context.Background(), e.table, withAPI(e.client),
+		WithKeyPairs(newHash, nil, testHashKey, testBlockKey), withCleanupInterval(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -683,8 +689,8 @@ func TestConsistentRead(t *testing.T) {
 		t.Run(strconv.FormatBool(consistent), func(t *testing.T) {
 			rec := &recordingClient{}
 			e := newEnv(t, WithConsistentRead(consistent))
-			rec.DynamoDBAPI = e.client
-			s, err := NewStore(context.Background(), e.table, WithClient(rec), WithKeyPairs(testHashKey, testBlockKey), WithCleanupInterval(0), WithConsistentRead(consistent))
+			rec.dynamoAPI = e.client
+			s, err := NewStore(context.Background(), e.table, withAPI(rec), WithKeyPairs(testHashKey, testBlockKey), withCleanupInterval(0), WithConsistentRead(consistent))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -701,13 +707,13 @@ func TestConsistentRead(t *testing.T) {
 }
 
 type recordingClient struct {
-	DynamoDBAPI
+	dynamoAPI
 	lastGet *dynamodb.GetItemInput
 }
 
 func (c *recordingClient) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
 	c.lastGet = in
-	return c.DynamoDBAPI.GetItem(ctx, in, o...)
+	return c.dynamoAPI.GetItem(ctx, in, o...)
 }
 
 func TestRequestContextReachesDynamoDB(t *testing.T) {
@@ -832,8 +838,8 @@ func TestLoopbackEndpointNeedsNoCredentials(t *testing.T) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	client := dbtest.Client(t)
 	table := dbtest.NewTable(t, client)
-	s, err := NewStore(context.Background(), table, WithRegion("us-east-1"), WithEndpoint(dbtest.Endpoint(t)),
-		WithKeyPairs(testHashKey), WithCleanupInterval(0))
+	s, err := NewStore(context.Background(), table, WithEndpoint(dbtest.Endpoint(t)),
+		WithKeyPairs(testHashKey), withCleanupInterval(0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/dynamostore/dynamostore/internal/tableschema"
 )
 
-// TableAPI is the part of *dynamodb.Client that EnsureTable uses.
-type TableAPI interface {
+// tableAPI is the part of *dynamodb.Client that EnsureTable uses.
+type tableAPI interface {
 	dynamodb.DescribeTableAPIClient
 	UpdateTable(ctx context.Context, in *dynamodb.UpdateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateTableOutput, error)
 	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
@@ -22,13 +22,13 @@ type TableAPI interface {
 	UpdateTimeToLive(ctx context.Context, in *dynamodb.UpdateTimeToLiveInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateTimeToLiveOutput, error)
 }
 
-var _ TableAPI = (*dynamodb.Client)(nil)
+var _ tableAPI = (*dynamodb.Client)(nil)
 
 // Default provisioned capacity of a table EnsureTable creates, as in
 // connect-dynamodb-session.
 const (
-	DefaultReadCapacity  = 5
-	DefaultWriteCapacity = 5
+	defaultReadCapacity  = 5
+	defaultWriteCapacity = 5
 )
 
 // TableOptions says how EnsureTable creates a missing table. It never
@@ -38,35 +38,42 @@ type TableOptions struct {
 	// provisioned capacity. Default false.
 	OnDemand bool
 	// ReadCapacity and WriteCapacity are the provisioned units when
-	// OnDemand is false. Zero means DefaultReadCapacity and
-	// DefaultWriteCapacity (5 and 5).
+	// OnDemand is false. Default (0): 5 and 5.
 	ReadCapacity, WriteCapacity int64
 	// WaitTimeout bounds the wait for the table (and the owner index) to
 	// become ACTIVE. Zero means 2 minutes.
 	WaitTimeout time.Duration
-	// OwnerIndex adds the global secondary index OwnerIndexName on
-	// AttrOwner (keys only), which Store.RevokeOwner needs; on an existing
-	// table without it, EnsureTable adds it with UpdateTable and waits for
-	// it; an existing index of that name must be keyed on AttrOwner alone.
-	// Default false.
+	// OwnerIndex adds the global secondary index "owner-index" on the
+	// attribute "own" (String; keys only), which Store.RevokeOwner needs;
+	// on an existing table without it, EnsureTable adds it with
+	// UpdateTable and waits for it; an existing index of that name must be
+	// keyed on "own" alone. Default false.
 	OwnerIndex bool
 }
 
 // EnsureTable creates the session table when it does not exist (partition
-// key AttrID, String), waits until it is ACTIVE, and enables DynamoDB's
-// native TTL on AttrExpires unless DescribeTimeToLive shows it enabled
-// already (UpdateTimeToLive may not be repeated within an hour). It is safe
-// to call on an existing table and from several processes at once.
+// key "id", String), waits until it is ACTIVE with the SDK's waiter, and
+// enables DynamoDB's native TTL on the expiry attribute "exp" (Number,
+// epoch seconds) unless DescribeTimeToLive shows it enabled already
+// (UpdateTimeToLive may not be repeated within an hour). It is safe to call
+// on an existing table and from several processes at once.
 //
-// An existing table must have the partition key AttrID of type S alone,
-// and must not define any of the store's attributes with another type than
-// the store writes (as the key of an index, say); with opts.OwnerIndex, an
-// existing OwnerIndexName must be keyed on AttrOwner alone. Otherwise
-// EnsureTable changes nothing and returns an error wrapping
-// ErrInvalidOption that says what is wrong and how to fix it (a table's
-// key cannot be changed: the fix is a new table). The same goes for TTL
-// enabled on another attribute than AttrExpires.
-func EnsureTable(ctx context.Context, client TableAPI, table string, opts TableOptions) error {
+// An existing table must have the partition key "id" of type S alone, and
+// must not define any of the store's attributes ("v" Binary, "exp" and
+// "mod" and "ver" Number, "own" String) with another type (as the key of an
+// index, say); with opts.OwnerIndex, an existing "owner-index" must be
+// keyed on "own" alone. Otherwise EnsureTable changes nothing and returns
+// an error wrapping ErrInvalidOption that says what is wrong and how to fix
+// it (a table's key cannot be changed: the fix is a new table). The same
+// goes for TTL enabled on another attribute than "exp".
+func EnsureTable(ctx context.Context, client *dynamodb.Client, table string, opts TableOptions) error {
+	if client == nil {
+		return fmt.Errorf("%w: nil DynamoDB client", ErrInvalidOption)
+	}
+	return ensureTable(ctx, client, table, opts)
+}
+
+func ensureTable(ctx context.Context, client tableAPI, table string, opts TableOptions) error {
 	if err := validTableName(table); err != nil {
 		return err
 	}
@@ -78,8 +85,8 @@ func EnsureTable(ctx context.Context, client TableAPI, table string, opts TableO
 	}
 	in := &dynamodb.CreateTableInput{
 		TableName:            aws.String(table),
-		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(AttrID), AttributeType: types.ScalarAttributeTypeS}},
-		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(AttrID), KeyType: types.KeyTypeHash}},
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(attrID), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(attrID), KeyType: types.KeyTypeHash}},
 	}
 	throughput := opts.throughput()
 	if throughput == nil {
@@ -127,19 +134,19 @@ func (o TableOptions) throughput() *types.ProvisionedThroughput {
 		return nil
 	}
 	return &types.ProvisionedThroughput{
-		ReadCapacityUnits:  aws.Int64(orDefault(o.ReadCapacity, DefaultReadCapacity)),
-		WriteCapacityUnits: aws.Int64(orDefault(o.WriteCapacity, DefaultWriteCapacity)),
+		ReadCapacityUnits:  aws.Int64(orDefault(o.ReadCapacity, defaultReadCapacity)),
+		WriteCapacityUnits: aws.Int64(orDefault(o.WriteCapacity, defaultWriteCapacity)),
 	}
 }
 
 func ownerAttribute() types.AttributeDefinition {
-	return types.AttributeDefinition{AttributeName: aws.String(AttrOwner), AttributeType: types.ScalarAttributeTypeS}
+	return types.AttributeDefinition{AttributeName: aws.String(attrOwner), AttributeType: types.ScalarAttributeTypeS}
 }
 
 func ownerIndex(throughput *types.ProvisionedThroughput) types.GlobalSecondaryIndex {
 	return types.GlobalSecondaryIndex{
-		IndexName:             aws.String(OwnerIndexName),
-		KeySchema:             []types.KeySchemaElement{{AttributeName: aws.String(AttrOwner), KeyType: types.KeyTypeHash}},
+		IndexName:             aws.String(ownerIndexName),
+		KeySchema:             []types.KeySchemaElement{{AttributeName: aws.String(attrOwner), KeyType: types.KeyTypeHash}},
 		Projection:            &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
 		ProvisionedThroughput: throughput,
 	}
@@ -147,7 +154,7 @@ func ownerIndex(throughput *types.ProvisionedThroughput) types.GlobalSecondaryIn
 
 // ensureOwnerIndex adds the owner index to an existing table that lacks it
 // and waits until the index is ACTIVE.
-func ensureOwnerIndex(ctx context.Context, client TableAPI, table string, opts TableOptions) error {
+func ensureOwnerIndex(ctx context.Context, client tableAPI, table string, opts TableOptions) error {
 	ctx, cancel := context.WithTimeout(ctx, opts.WaitTimeout)
 	defer cancel()
 	created := false
@@ -159,7 +166,7 @@ func ensureOwnerIndex(ctx context.Context, client TableAPI, table string, opts T
 		var status types.IndexStatus
 		found := false
 		for _, gsi := range d.Table.GlobalSecondaryIndexes {
-			if aws.ToString(gsi.IndexName) == OwnerIndexName {
+			if aws.ToString(gsi.IndexName) == ownerIndexName {
 				found, status = true, gsi.IndexStatus
 			}
 		}
@@ -204,8 +211,8 @@ func orDefault(v, def int64) int64 {
 	return v
 }
 
-// ensureTTL enables TTL on AttrExpires unless it is enabled or being enabled.
-func ensureTTL(ctx context.Context, client TableAPI, table string) error {
+// ensureTTL enables TTL on attrExpires unless it is enabled or being enabled.
+func ensureTTL(ctx context.Context, client tableAPI, table string) error {
 	d, err := client.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(table)})
 	if err != nil {
 		return fmt.Errorf("dynamostore: describing TTL of %s: %w", table, err)
@@ -213,8 +220,8 @@ func ensureTTL(ctx context.Context, client TableAPI, table string) error {
 	if ttl := d.TimeToLiveDescription; ttl != nil {
 		switch ttl.TimeToLiveStatus {
 		case types.TimeToLiveStatusEnabled, types.TimeToLiveStatusEnabling:
-			if aws.ToString(ttl.AttributeName) != AttrExpires {
-				return fmt.Errorf("%w: table %s has TTL on attribute %q, not %q", ErrInvalidOption, table, aws.ToString(ttl.AttributeName), AttrExpires)
+			if aws.ToString(ttl.AttributeName) != attrExpires {
+				return fmt.Errorf("%w: table %s has TTL on attribute %q, not %q", ErrInvalidOption, table, aws.ToString(ttl.AttributeName), attrExpires)
 			}
 			return nil
 		}
@@ -222,7 +229,7 @@ func ensureTTL(ctx context.Context, client TableAPI, table string) error {
 	_, err = client.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
 		TableName: aws.String(table),
 		TimeToLiveSpecification: &types.TimeToLiveSpecification{
-			AttributeName: aws.String(AttrExpires),
+			AttributeName: aws.String(attrExpires),
 			Enabled:       aws.Bool(true),
 		},
 	})

@@ -43,7 +43,7 @@ func TestEnsureTable(t *testing.T) {
 			if td.TableStatus != types.TableStatusActive {
 				t.Fatalf("status %v", td.TableStatus)
 			}
-			if len(td.KeySchema) != 1 || aws.ToString(td.KeySchema[0].AttributeName) != AttrID || td.KeySchema[0].KeyType != types.KeyTypeHash {
+			if len(td.KeySchema) != 1 || aws.ToString(td.KeySchema[0].AttributeName) != attrID || td.KeySchema[0].KeyType != types.KeyTypeHash {
 				t.Fatalf("key schema %+v", td.KeySchema)
 			}
 			billing := types.BillingModeProvisioned
@@ -63,8 +63,8 @@ func TestEnsureTable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s := ttl.TimeToLiveDescription; s == nil || s.TimeToLiveStatus != types.TimeToLiveStatusEnabled || aws.ToString(s.AttributeName) != AttrExpires {
-				t.Fatalf("TTL %+v; want enabled on %q", s, AttrExpires)
+			if s := ttl.TimeToLiveDescription; s == nil || s.TimeToLiveStatus != types.TimeToLiveStatusEnabled || aws.ToString(s.AttributeName) != attrExpires {
+				t.Fatalf("TTL %+v; want enabled on %q", s, attrExpires)
 			}
 			// A second call changes nothing and does not repeat UpdateTimeToLive.
 			calls.take()
@@ -100,8 +100,8 @@ func TestAutoCreate(t *testing.T) {
 	calls := &callCounter{}
 	client := dbtest.Client(t, calls.option)
 	table := dbtest.TableName(t, client)
-	s, err := NewStore(context.Background(), table, WithClient(client), WithKeyPairs(testHashKey),
-		WithCleanupInterval(0), WithAutoCreate(TableOptions{OnDemand: true}))
+	s, err := NewStore(context.Background(), table, withAPI(client), WithKeyPairs(testHashKey),
+		withCleanupInterval(0), WithAutoCreate(TableOptions{OnDemand: true}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestAutoCreate(t *testing.T) {
 func TestNewStoreMakesNoCallWithoutAutoCreate(t *testing.T) {
 	calls := &callCounter{}
 	client := dbtest.Client(t, calls.option)
-	s, err := NewStore(context.Background(), "no-such-table", WithClient(client), WithKeyPairs(testHashKey), WithCleanupInterval(0))
+	s, err := NewStore(context.Background(), "no-such-table", withAPI(client), WithKeyPairs(testHashKey), withCleanupInterval(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func gsi(name string, projection types.ProjectionType, k []types.KeySchemaElemen
 }
 
 // idS is the attribute definition of the store's key.
-var idS = attrDef(AttrID, types.ScalarAttributeTypeS)
+var idS = attrDef(attrID, types.ScalarAttributeTypeS)
 
 // badTables are layouts of existing tables that the store cannot use, and
 // what the error must say. With owner set, the layout is wrong only for
@@ -164,33 +164,33 @@ var badTables = []struct {
 	want  string
 }{
 	{"numeric id", dynamodb.CreateTableInput{
-		AttributeDefinitions: []types.AttributeDefinition{attrDef(AttrID, types.ScalarAttributeTypeN)}, KeySchema: keys(AttrID),
+		AttributeDefinitions: []types.AttributeDefinition{attrDef(attrID, types.ScalarAttributeTypeN)}, KeySchema: keys(attrID),
 	}, false, "has partition key id of type N, but the store needs the partition key \"id\" of type S alone; a table's key cannot be changed, so create a new table"},
 	{"key of another name", dynamodb.CreateTableInput{
 		AttributeDefinitions: []types.AttributeDefinition{attrDef("pk", types.ScalarAttributeTypeS)}, KeySchema: keys("pk"),
 	}, false, "has partition key pk of type S, but the store needs"},
 	{"sort key", dynamodb.CreateTableInput{
-		AttributeDefinitions: []types.AttributeDefinition{idS, attrDef("sk", types.ScalarAttributeTypeS)}, KeySchema: keys(AttrID, "sk"),
+		AttributeDefinitions: []types.AttributeDefinition{idS, attrDef("sk", types.ScalarAttributeTypeS)}, KeySchema: keys(attrID, "sk"),
 	}, false, "has partition key id of type S and sort key sk of type S, but the store needs"},
 	{"expiry indexed as a string", dynamodb.CreateTableInput{
-		AttributeDefinitions:   []types.AttributeDefinition{idS, attrDef(AttrExpires, types.ScalarAttributeTypeS)},
-		KeySchema:              keys(AttrID),
-		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{gsi("by-exp", types.ProjectionTypeKeysOnly, keys(AttrExpires))},
+		AttributeDefinitions:   []types.AttributeDefinition{idS, attrDef(attrExpires, types.ScalarAttributeTypeS)},
+		KeySchema:              keys(attrID),
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{gsi("by-exp", types.ProjectionTypeKeysOnly, keys(attrExpires))},
 	}, false, `defines attribute "exp" as type S (a key of index by-exp), but the store writes it as type N`},
 	{"numeric owner index", dynamodb.CreateTableInput{
-		AttributeDefinitions:   []types.AttributeDefinition{idS, attrDef(AttrOwner, types.ScalarAttributeTypeN)},
-		KeySchema:              keys(AttrID),
-		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{gsi(OwnerIndexName, types.ProjectionTypeKeysOnly, keys(AttrOwner))},
+		AttributeDefinitions:   []types.AttributeDefinition{idS, attrDef(attrOwner, types.ScalarAttributeTypeN)},
+		KeySchema:              keys(attrID),
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{gsi(ownerIndexName, types.ProjectionTypeKeysOnly, keys(attrOwner))},
 	}, false, `defines attribute "own" as type N (a key of index owner-index), but the store writes it as type S`},
 	{"owner index on another attribute", dynamodb.CreateTableInput{
 		AttributeDefinitions:   []types.AttributeDefinition{idS, attrDef("user", types.ScalarAttributeTypeS)},
-		KeySchema:              keys(AttrID),
-		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{gsi(OwnerIndexName, types.ProjectionTypeKeysOnly, keys("user"))},
+		KeySchema:              keys(attrID),
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{gsi(ownerIndexName, types.ProjectionTypeKeysOnly, keys("user"))},
 	}, true, "has an index owner-index on partition key user of type S, but RevokeOwner needs it on the partition key \"own\" of type S alone; delete the index"},
 	{"owner index with a sort key", dynamodb.CreateTableInput{
-		AttributeDefinitions:   []types.AttributeDefinition{idS, attrDef(AttrOwner, types.ScalarAttributeTypeS), attrDef(AttrModified, types.ScalarAttributeTypeN)},
-		KeySchema:              keys(AttrID),
-		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{gsi(OwnerIndexName, types.ProjectionTypeAll, keys(AttrOwner, AttrModified))},
+		AttributeDefinitions:   []types.AttributeDefinition{idS, attrDef(attrOwner, types.ScalarAttributeTypeS), attrDef(attrModified, types.ScalarAttributeTypeN)},
+		KeySchema:              keys(attrID),
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{gsi(ownerIndexName, types.ProjectionTypeAll, keys(attrOwner, attrModified))},
 	}, true, "has an index owner-index on partition key own of type S and sort key mod of type N, but RevokeOwner needs"},
 }
 
@@ -209,7 +209,7 @@ func TestEnsureTableRejectsWrongSchema(t *testing.T) {
 			if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "table "+table+" ") || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("EnsureTable = %v; want ErrInvalidOption naming the table and saying %q", err, tc.want)
 			}
-			s, err := NewStore(ctx, table, WithClient(client), WithKeyPairs(testHashKey), WithCleanupInterval(0), WithAutoCreate(opts))
+			s, err := NewStore(ctx, table, withAPI(client), WithKeyPairs(testHashKey), withCleanupInterval(0), WithAutoCreate(opts))
 			if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), tc.want) {
 				_ = s.Close()
 				t.Fatalf("NewStore with WithAutoCreate = %v; want ErrInvalidOption saying %q", err, tc.want)
@@ -246,10 +246,10 @@ func TestEnsureTableAcceptsOtherIndexes(t *testing.T) {
 	dbtest.RequireTTL(t)
 	client := dbtest.Client(t)
 	table := dbtest.CreateTable(t, client, dynamodb.CreateTableInput{
-		AttributeDefinitions: []types.AttributeDefinition{idS, attrDef(AttrOwner, types.ScalarAttributeTypeS), attrDef("tenant", types.ScalarAttributeTypeN)},
-		KeySchema:            keys(AttrID),
+		AttributeDefinitions: []types.AttributeDefinition{idS, attrDef(attrOwner, types.ScalarAttributeTypeS), attrDef("tenant", types.ScalarAttributeTypeN)},
+		KeySchema:            keys(attrID),
 		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
-			gsi(OwnerIndexName, types.ProjectionTypeAll, keys(AttrOwner)),
+			gsi(ownerIndexName, types.ProjectionTypeAll, keys(attrOwner)),
 			gsi("by-tenant", types.ProjectionTypeKeysOnly, keys("tenant")),
 		},
 	})
@@ -261,12 +261,12 @@ func TestEnsureTableAcceptsOtherIndexes(t *testing.T) {
 // TestTableSchemaNames: the layout EnsureTable checks is the one the store
 // writes.
 func TestTableSchemaNames(t *testing.T) {
-	if tableschema.KeyAttr != AttrID || tableschema.OwnerAttr != AttrOwner || tableschema.OwnerIndex != OwnerIndexName {
-		t.Fatalf("tableschema names %q %q %q; the store's %q %q %q", tableschema.KeyAttr, tableschema.OwnerAttr, tableschema.OwnerIndex, AttrID, AttrOwner, OwnerIndexName)
+	if tableschema.KeyAttr != attrID || tableschema.OwnerAttr != attrOwner || tableschema.OwnerIndex != ownerIndexName {
+		t.Fatalf("tableschema names %q %q %q; the store's %q %q %q", tableschema.KeyAttr, tableschema.OwnerAttr, tableschema.OwnerIndex, attrID, attrOwner, ownerIndexName)
 	}
 	want := map[string]types.ScalarAttributeType{
-		AttrID: types.ScalarAttributeTypeS, AttrValues: types.ScalarAttributeTypeB, AttrExpires: types.ScalarAttributeTypeN,
-		AttrModified: types.ScalarAttributeTypeN, AttrVersion: types.ScalarAttributeTypeN, AttrOwner: types.ScalarAttributeTypeS,
+		attrID: types.ScalarAttributeTypeS, attrValues: types.ScalarAttributeTypeB, attrExpires: types.ScalarAttributeTypeN,
+		attrModified: types.ScalarAttributeTypeN, attrVersion: types.ScalarAttributeTypeN, attrOwner: types.ScalarAttributeTypeS,
 	}
 	if !maps.Equal(tableschema.Attributes, want) {
 		t.Fatalf("tableschema.Attributes = %v, want %v", tableschema.Attributes, want)

@@ -5,6 +5,8 @@
 package tableschema
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,27 +15,63 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// The names of the layout. The root package exports the same values
-// (AttrID, AttrOwner, OwnerIndexName); a test there checks that they agree.
+// The names of the layout: the attributes of a session item, the owner
+// index and the lease item. Attribute names are short on purpose: DynamoDB
+// counts them in an item's size, and so in its write units.
 const (
-	// KeyAttr is the table's partition key, of type S, alone.
+	// KeyAttr is the table's partition key, of type S, alone: the storage
+	// key of the session ID (see StorageKey).
 	KeyAttr = "id"
-	// OwnerAttr is the partition key of the owner index, of type S.
+	// ValuesAttr holds the serialized session Values (B). It is absent when
+	// the session has no values.
+	ValuesAttr = "v"
+	// ExpiresAttr is the expiry in epoch seconds (N), the attribute
+	// DynamoDB's TTL is enabled on.
+	ExpiresAttr = "exp"
+	// ModifiedAttr is when the item was last written, in epoch
+	// milliseconds (N).
+	ModifiedAttr = "mod"
+	// VersionAttr is the write counter of optimistic locking (N).
+	VersionAttr = "ver"
+	// OwnerAttr is the owner of a session (S), the key of the owner index.
 	OwnerAttr = "own"
 	// OwnerIndex is the name of the global secondary index on OwnerAttr.
 	OwnerIndex = "owner-index"
+	// LeaseKey is the KeyAttr of the reaper lease item. It contains '#',
+	// which never appears in a storage key (unpadded base64url), so it
+	// cannot collide with a session.
+	LeaseKey = "lease#reaper"
+	// MaxItemSize is DynamoDB's limit on the size of one item, attribute
+	// names included: 400 KB.
+	MaxItemSize = 400 * 1024
 )
+
+// StorageKey returns the KeyAttr value of the session with the given ID: a
+// SHA-256 of the ID in unpadded URL-safe base64. The ID itself is never
+// stored, so the table and its backups hold nothing a cookie could be made
+// from.
+func StorageKey(sessionID string) string {
+	var in [64]byte // session IDs fit, so hashing allocates nothing
+	var out [43]byte
+	return string(AppendStorageKey(out[:0], append(in[:0], sessionID...)))
+}
+
+// AppendStorageKey appends the storage key of the session ID id to dst.
+func AppendStorageKey(dst, id []byte) []byte {
+	sum := sha256.Sum256(id)
+	return base64.RawURLEncoding.AppendEncode(dst, sum[:])
+}
 
 // Attributes are the attributes the store writes, with the type it writes
 // each as. A table that defines one of them (as the key of the table or of
 // an index) with another type refuses the store's writes.
 var Attributes = map[string]types.ScalarAttributeType{
-	KeyAttr:   types.ScalarAttributeTypeS,
-	"v":       types.ScalarAttributeTypeB,
-	"exp":     types.ScalarAttributeTypeN,
-	"mod":     types.ScalarAttributeTypeN,
-	"ver":     types.ScalarAttributeTypeN,
-	OwnerAttr: types.ScalarAttributeTypeS,
+	KeyAttr:      types.ScalarAttributeTypeS,
+	ValuesAttr:   types.ScalarAttributeTypeB,
+	ExpiresAttr:  types.ScalarAttributeTypeN,
+	ModifiedAttr: types.ScalarAttributeTypeN,
+	VersionAttr:  types.ScalarAttributeTypeN,
+	OwnerAttr:    types.ScalarAttributeTypeS,
 }
 
 const newTable = "a table's key cannot be changed, so create a new table " +
