@@ -61,4 +61,3 @@ func lifetime(maxAge int, ttl time.Duration) time.Duration {
 func expired(now, expires time.Time) bool {
 	return !now.Before(expires)
 }
-
