@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -240,3 +242,30 @@ func newCompressed(inner Serializer, threshold int) *compressedSerializer {
 
 // fakeAPI is a DynamoDB client that must not be called.
 type fakeAPI struct{ dynamoAPI }
+
+// packageGoroutines returns the stacks of the goroutines that are running
+// code of this package outside its tests (a reaper pass, say): after
+// Close, there must be none.
+func packageGoroutines() []string {
+	buf := make([]byte, 64<<10)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var found []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		lines := strings.Split(g, "\n")
+		for i := 1; i+1 < len(lines); i += 2 {
+			fn, file := lines[i], strings.TrimSpace(lines[i+1])
+			if strings.HasPrefix(fn, "github.com/dynamostore/dynamostore.") && !strings.Contains(file, "_test.go:") {
+				found = append(found, g)
+				break
+			}
+		}
+	}
+	return found
+}

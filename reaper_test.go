@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/dynamostore/dynamostore/internal/dbtest"
-	"go.uber.org/goleak"
 )
 
 // fakeWait is a waitClock whose Sleep returns at once and moves the clock
@@ -631,12 +631,8 @@ func TestReapLeaseRenewal(t *testing.T) {
 // the middle of a pass and an on-demand Reap waits for it: Close cancels
 // both, returns promptly, and no goroutine is left behind.
 func TestReapCloseDuringPass(t *testing.T) {
-	ignore := goleak.IgnoreCurrent()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	defer func() {
-		tr.CloseIdleConnections()
-		goleak.VerifyNone(t, ignore)
-	}()
+	defer tr.CloseIdleConnections()
 	client := dbtest.Client(t, func(o *dynamodb.Options) { o.HTTPClient = &http.Client{Transport: tr} })
 	table := dbtest.NewTable(t, client)
 	clock := newFakeClock()
@@ -660,6 +656,9 @@ func TestReapCloseDuringPass(t *testing.T) {
 	}
 	tick <- clock.Now()
 	<-inScan
+	if len(packageGoroutines()) == 0 {
+		t.Fatal("packageGoroutines sees no reaper goroutine during a pass")
+	}
 	onDemand := make(chan error, 1)
 	go func() {
 		_, err := s.Reap(context.Background())
@@ -695,6 +694,9 @@ func TestReapCloseDuringPass(t *testing.T) {
 		t.Errorf("after Close, another store: %+v, %v", st, err)
 	}
 	_ = other.Close()
+	if left := packageGoroutines(); len(left) > 0 {
+		t.Errorf("%d goroutines still run the store's code after Close:\n%s", len(left), strings.Join(left, "\n\n"))
+	}
 }
 
 // TestReapRateCap checks that a pass consumes capacity at no more than the

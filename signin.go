@@ -1,0 +1,124 @@
+package dynamostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gorilla/sessions"
+)
+
+// Delete removes the session's row, empties its values and expires its
+// cookie: the same as saving it with MaxAge -1.
+func (s *Store) Delete(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
+	if sess.Options == nil {
+		opts := *s.Options
+		sess.Options = &opts
+	}
+	sess.Options.MaxAge = -1
+	if err := s.Save(r, w, sess); err != nil {
+		return err
+	}
+	clear(sess.Values)
+	sess.ID = ""
+	return nil
+}
+
+// Regenerate gives the session a new ID, keeping its values, and sets the
+// new cookie; call it at sign-in so an ID planted before sign-in (session
+// fixation) is worth nothing after it. The new row is written first (only
+// if no row has its key), then the old row is deleted, so the old cookie
+// never loads the session again. When a concurrent request logged the session out or
+// regenerated it first, the new row is deleted again, the cookie is
+// expired, and Regenerate returns ErrSessionGone: a logout is never undone.
+// A session not yet saved is simply saved.
+//
+// When Regenerate fails otherwise, it leaves the session as it found it:
+// the old ID and row, no new cookie, and what Save needs to know of the
+// load, so the request may save the session as it is or try again.
+func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
+	oldID := sess.ID
+	if oldID == "" {
+		return s.Save(r, w, sess)
+	}
+	st, _ := getState(r, sess)
+	if st.failed {
+		return ErrLoadFailed
+	}
+	setCookies := slices.Clone(w.Header()["Set-Cookie"])
+	undo := func() {
+		sess.ID = oldID
+		setState(r, sess, st)
+		if setCookies == nil {
+			w.Header().Del("Set-Cookie")
+		} else {
+			w.Header()["Set-Cookie"] = setCookies
+		}
+	}
+	sess.ID = ""
+	setState(r, sess, loadState{owner: st.owner})
+	if err := s.Save(r, w, sess); err != nil {
+		undo()
+		return err
+	}
+	err := s.backend.Delete(r.Context(), storageKey(oldID), s.now())
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		// The old row may still be live: take the new one back, so that
+		// the request holds one session, as before the call.
+		newID := sess.ID
+		// The delete may have landed: the next Save must not skip its
+		// write on the strength of a load that may no longer hold.
+		st.modified = time.Time{}
+		undo()
+		if derr := s.backend.Delete(r.Context(), storageKey(newID), s.now()); derr != nil && !errors.Is(derr, ErrNotFound) {
+			s.log.WarnContext(r.Context(), "dynamostore: a regenerated session could not be taken back; no cookie names it, and it expires", "session", sess.Name(), "error", derr)
+		}
+		err = fmt.Errorf("dynamostore: deleting the old session after regenerating its ID: %w", err)
+		s.log.ErrorContext(r.Context(), "dynamostore: regenerating session failed", "session", sess.Name(), "error", err)
+		return s.counters.countErr(err)
+	}
+	if errors.Is(err, ErrNotFound) {
+		if err := s.backend.Delete(r.Context(), storageKey(sess.ID), s.now()); err != nil && !errors.Is(err, ErrNotFound) {
+			return s.counters.countErr(fmt.Errorf("dynamostore: deleting the new session of a session ended meanwhile: %w", err))
+		}
+		dropState(r, sess)
+		clear(sess.Values)
+		sess.ID = ""
+		http.SetCookie(w, sessions.NewCookie(sess.Name(), "", &sessions.Options{Path: sess.Options.Path, Domain: sess.Options.Domain, MaxAge: -1}))
+		return s.counters.countErr(fmt.Errorf("%w: regenerating its ID", ErrSessionGone))
+	}
+	s.counters.deletes.Add(1)
+	return nil
+}
+
+// SetOwner records that the session belongs to owner (a user ID, say), so
+// that RevokeOwner can later end every session of that user. Call it at
+// sign-in, before Save, with the request the session was loaded with; the
+// next Save writes it. An empty owner removes the stored one, so that
+// RevokeOwner no longer ends the session. The owner is stored in clear in
+// the attribute "own", and needs the owner index (TableOptions.OwnerIndex) for
+// RevokeOwner.
+func (s *Store) SetOwner(r *http.Request, sess *sessions.Session, owner string) {
+	st, _ := getState(r, sess)
+	st.owner = owner
+	st.ownerSet = true
+	setState(r, sess, st)
+}
+
+// RevokeOwner deletes every session of owner, as set by SetOwner, and
+// returns how many it deleted: after it, none of that user's cookies loads
+// a session. With DynamoDB it queries the owner index, which is eventually
+// consistent, so a session saved in the last moment may survive: call it
+// again a second later where that matters. It returns ErrUnsupported when
+// the Backend cannot look sessions up by owner.
+func (s *Store) RevokeOwner(ctx context.Context, owner string) (int, error) {
+	n, err := s.backend.DeleteOwner(ctx, owner)
+	s.counters.deletes.Add(int64(n))
+	if err != nil {
+		s.log.ErrorContext(ctx, "dynamostore: revoking the sessions of an owner failed", "deleted", n, "error", err)
+	}
+	return n, s.counters.countErr(err)
+}
