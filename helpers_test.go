@@ -109,15 +109,22 @@ func newEnv(t *testing.T, opts ...Option) *env {
 	e := &env{t: t, calls: &callCounter{}, clock: newFakeClock()}
 	e.client = dbtest.Client(t, e.calls.option)
 	e.table = dbtest.NewTable(t, e.client)
-	base := []Option{withAPI(e.client), WithKeyPairs(testHashKey, testBlockKey), withCleanupInterval(0), withClock(e.clock.Now)}
-	s, err := NewStore(context.Background(), e.table, append(base, opts...)...)
-	if err != nil {
-		t.Fatalf("NewStore: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	e.store = s
+	e.store = newTestStore(t, e.table, e.client, e.clock, opts...)
 	e.calls.take()
 	return e
+}
+
+// newTestStore makes a Store on client with the test keys, the reaper off
+// and the given clock, closed when the test ends.
+func newTestStore(tb testing.TB, table string, client dynamoAPI, clock *fakeClock, opts ...Option) *Store {
+	tb.Helper()
+	base := []Option{withAPI(client), WithKeyPairs(testHashKey, testBlockKey), withCleanupInterval(0), withClock(clock.Now)}
+	s, err := NewStore(context.Background(), table, append(base, opts...)...)
+	if err != nil {
+		tb.Fatalf("NewStore: %v", err)
+	}
+	tb.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
 // request returns a GET request carrying the given cookies.

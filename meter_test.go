@@ -1,7 +1,6 @@
 package dynamostore
 
 import (
-	"context"
 	"maps"
 	"math/rand/v2"
 	"net/http"
@@ -38,19 +37,6 @@ func newRig(tb testing.TB, opts ...Option) *rig {
 func (x *rig) newStore(opts ...Option) *Store {
 	x.tb.Helper()
 	return newTestStore(x.tb, x.table, x.client, x.clock, opts...)
-}
-
-// newTestStore makes a Store on client with the test keys, the reaper off
-// and the given clock, closed when the test ends.
-func newTestStore(tb testing.TB, table string, client dynamoAPI, clock *fakeClock, opts ...Option) *Store {
-	tb.Helper()
-	base := []Option{withAPI(client), WithKeyPairs(testHashKey, testBlockKey), withCleanupInterval(0), withClock(clock.Now)}
-	s, err := NewStore(context.Background(), table, append(base, opts...)...)
-	if err != nil {
-		tb.Fatalf("NewStore: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close() })
-	return s
 }
 
 // create saves a new session with values through s and returns its ID and

@@ -166,19 +166,6 @@ func countRows(t testing.TB, client *dynamodb.Client, table string, now time.Tim
 	return c
 }
 
-// newReapStore returns a Store on table with the reaper options of a test:
-// fake Store clock, no goroutine unless opts set an interval.
-func newReapStore(t testing.TB, client dynamoAPI, table string, clock *fakeClock, opts ...Option) *Store {
-	t.Helper()
-	base := []Option{withAPI(client), WithKeyPairs(testHashKey, testBlockKey), withCleanupInterval(0), withClock(clock.Now)}
-	s, err := NewStore(context.Background(), table, append(base, opts...)...)
-	if err != nil {
-		t.Fatalf("NewStore: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
-}
-
 func TestReaperOptionsValidate(t *testing.T) {
 	bad := []struct {
 		name string
@@ -256,7 +243,7 @@ func TestReapLargeTable(t *testing.T) {
 	}
 
 	var hooked []ReapStats
-	s := newReapStore(t, client, table, clock, withReaperSegments(2),
+	s := newTestStore(t, table, client, clock, withReaperSegments(2),
 		withReapHook(func(st ReapStats, err error) { hooked = append(hooked, st) }))
 	st, err := s.Reap(context.Background())
 	if err != nil {
@@ -402,7 +389,7 @@ func TestReapFleetOnePassPerInterval(t *testing.T) {
 			for i := range ticks {
 				ticks[i] = make(chan time.Time)
 				tick := ticks[i]
-				newReapStore(t, client, table, clock, withCleanupInterval(interval), withReapHook(passes.hook),
+				newTestStore(t, table, client, clock, withCleanupInterval(interval), withReapHook(passes.hook),
 					withReapSeam(func(r *reapSeams) { r.tick = tick }))
 			}
 			fire := func() {
@@ -491,7 +478,7 @@ func TestReapLeaseHolderDies(t *testing.T) {
 	seedRows(t, client, table, rows, clock.Now().Add(-pastGrace), 0)
 
 	victim := &killSwitch{dynamoAPI: client}
-	a := newReapStore(t, victim, table, clock, withReaperPageSize(100), withReaperLeaseDuration(lease),
+	a := newTestStore(t, table, victim, clock, withReaperPageSize(100), withReaperLeaseDuration(lease),
 		withReapSeam(func(r *reapSeams) {
 			pages := 0
 			r.afterScan = func(context.Context, []string) {
@@ -504,8 +491,8 @@ func TestReapLeaseHolderDies(t *testing.T) {
 	// drives their passes with Reap.
 	never := withReapSeam(func(r *reapSeams) { r.tick = make(chan time.Time) })
 	others := []*Store{
-		newReapStore(t, client, table, clock, withReaperLeaseDuration(lease), withCleanupInterval(time.Hour), never),
-		newReapStore(t, client, table, clock, withReaperLeaseDuration(lease), withCleanupInterval(time.Hour), never),
+		newTestStore(t, table, client, clock, withReaperLeaseDuration(lease), withCleanupInterval(time.Hour), never),
+		newTestStore(t, table, client, clock, withReaperLeaseDuration(lease), withCleanupInterval(time.Hour), never),
 	}
 
 	st, err := a.Reap(context.Background())
@@ -567,7 +554,7 @@ func TestReapLeaseRenewal(t *testing.T) {
 
 			renewTick := make(chan time.Time)
 			inScan, release := make(chan struct{}), make(chan struct{})
-			a := newReapStore(t, client, table, clock, withReaperLeaseDuration(lease),
+			a := newTestStore(t, table, client, clock, withReaperLeaseDuration(lease),
 				withReapSeam(func(r *reapSeams) {
 					r.renewTick = renewTick
 					r.afterScan = func(ctx context.Context, _ []string) {
@@ -578,7 +565,7 @@ func TestReapLeaseRenewal(t *testing.T) {
 						}
 					}
 				}))
-			b := newReapStore(t, client, table, clock, withReaperLeaseDuration(lease))
+			b := newTestStore(t, table, client, clock, withReaperLeaseDuration(lease))
 
 			type result struct {
 				st  ReapStats
@@ -689,7 +676,7 @@ func TestReapCloseDuringPass(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 	// The cancelled pass released its lease: another Store reaps at once.
-	other := newReapStore(t, client, table, clock)
+	other := newTestStore(t, table, client, clock)
 	if st, err := other.Reap(context.Background()); err != nil || st.SkippedByLease || st.Deleted == 0 {
 		t.Errorf("after Close, another store: %+v, %v", st, err)
 	}
@@ -724,7 +711,7 @@ func TestReapRateCap(t *testing.T) {
 			seedRows(t, client, table, tc.expired, clock.Now().Add(-pastGrace), tc.valueSize)
 			seedRows(t, client, table, tc.live, clock.Now().Add(time.Hour), tc.valueSize)
 			wait := newFakeWait()
-			s := newReapStore(t, client, table, clock, withReaperBatchDelete(tc.batch), withReaperPageSize(tc.pageSize),
+			s := newTestStore(t, table, client, clock, withReaperBatchDelete(tc.batch), withReaperPageSize(tc.pageSize),
 				withReaperRate(tc.readCap, tc.writeCap), withReapSeam(func(r *reapSeams) { r.wait = wait }))
 			start := wait.Now()
 			st, err := s.Reap(context.Background())
@@ -850,7 +837,7 @@ func TestReapThrottled(t *testing.T) {
 			}
 			api := &flaky{dynamoAPI: e.client, throttle: tc.throttle}
 			wait := newFakeWait()
-			s := newReapStore(t, api, e.table, e.clock, withReaperLease(false), withReaperBatchDelete(tc.batch),
+			s := newTestStore(t, e.table, api, e.clock, withReaperLease(false), withReaperBatchDelete(tc.batch),
 				withReapSeam(func(r *reapSeams) { r.wait = wait }))
 			st, err := s.Reap(context.Background())
 			var pte *types.ProvisionedThroughputExceededException
@@ -897,7 +884,7 @@ func TestReapBatchUnprocessed(t *testing.T) {
 			seedRows(t, e.client, e.table, tc.rows, e.clock.Now().Add(-pastGrace), 0)
 			api := &flaky{dynamoAPI: e.client, holdBack: tc.holdBack, keep: tc.keep}
 			wait := newFakeWait()
-			s := newReapStore(t, api, e.table, e.clock, withReaperLease(false), withReaperBatchDelete(true),
+			s := newTestStore(t, e.table, api, e.clock, withReaperLease(false), withReaperBatchDelete(true),
 				withReapSeam(func(r *reapSeams) { r.wait = wait }))
 			st, err := s.Reap(context.Background())
 			if tc.wantErr != (err != nil) || (!tc.wantErr && st.Deleted != tc.rows) {
