@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/dynamostore/dynamostore"
+	"github.com/dynamostore/dynamostore/internal/tableschema"
 	"github.com/gorilla/securecookie"
 )
 
@@ -61,7 +61,7 @@ func setupDelete(fs *flag.FlagSet, e *env) func(context.Context, []string) error
 		if err != nil {
 			return err
 		}
-		if err := e.confirm(ctx, "delete", *yes, fmt.Sprintf("delete the session stored under %s=%s from table %s?", dynamostore.AttrID, key, table)); err != nil {
+		if err := e.confirm(ctx, "delete", *yes, fmt.Sprintf("delete the session stored under %s=%s from table %s?", tableschema.KeyAttr, key, table)); err != nil {
 			return err
 		}
 		client, err := e.client(ctx)
@@ -70,18 +70,18 @@ func setupDelete(fs *flag.FlagSet, e *env) func(context.Context, []string) error
 		}
 		_, err = client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 			TableName:                aws.String(table),
-			Key:                      map[string]types.AttributeValue{dynamostore.AttrID: &types.AttributeValueMemberS{Value: key}},
+			Key:                      map[string]types.AttributeValue{tableschema.KeyAttr: &types.AttributeValueMemberS{Value: key}},
 			ConditionExpression:      aws.String("attribute_exists(#id)"),
-			ExpressionAttributeNames: map[string]string{"#id": dynamostore.AttrID},
+			ExpressionAttributeNames: map[string]string{"#id": tableschema.KeyAttr},
 		})
 		var gone *types.ConditionalCheckFailedException
 		switch {
 		case errors.As(err, &gone):
-			return fmt.Errorf("no session stored under %s=%s in table %s (already deleted, or never saved)", dynamostore.AttrID, key, table)
+			return fmt.Errorf("no session stored under %s=%s in table %s (already deleted, or never saved)", tableschema.KeyAttr, key, table)
 		case err != nil:
 			return tableError(table, err)
 		}
-		fmt.Fprintf(e.stdout, "deleted the session stored under %s=%s\n", dynamostore.AttrID, key)
+		fmt.Fprintf(e.stdout, "deleted the session stored under %s=%s\n", tableschema.KeyAttr, key)
 		return nil
 	}
 }
@@ -122,13 +122,13 @@ func storageKeyOf(arg string, f *deleteFlags) (string, error) {
 		}
 		return arg, nil
 	case isBase64Key(arg):
-		return dynamostore.StorageKey(arg), nil
+		return tableschema.StorageKey(arg), nil
 	}
 	id, err := decodeCookie(arg, f)
 	if err != nil {
 		return "", err
 	}
-	return dynamostore.StorageKey(id), nil
+	return tableschema.StorageKey(id), nil
 }
 
 // decodeCookie verifies a cookie value with the configured keys and returns

@@ -8,12 +8,14 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/dynamostore/dynamostore"
 	"github.com/dynamostore/dynamostore/internal/dbtest"
+	"github.com/dynamostore/dynamostore/internal/tableschema"
 )
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
@@ -133,7 +136,7 @@ func TestCreateTable(t *testing.T) {
 	}{
 		{"on demand by default", nil, types.BillingModePayPerRequest, 0, 0},
 		{"provisioned", []string{"--read", "3", "--write", "4"}, types.BillingModeProvisioned, 3, 4},
-		{"provisioned, write defaulted", []string{"--read", "7"}, types.BillingModeProvisioned, 7, dynamostore.DefaultWriteCapacity},
+		{"provisioned, write defaulted", []string{"--read", "7"}, types.BillingModeProvisioned, 7, defaultCapacity},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -162,15 +165,15 @@ func TestCreateTable(t *testing.T) {
 					t.Fatalf("capacity %v, want %v", got, [2]int64{tt.read, tt.write})
 				}
 			}
-			if k := d.Table.KeySchema; len(k) != 1 || aws.ToString(k[0].AttributeName) != dynamostore.AttrID {
-				t.Fatalf("key schema %+v, want %s alone", k, dynamostore.AttrID)
+			if k := d.Table.KeySchema; len(k) != 1 || aws.ToString(k[0].AttributeName) != tableschema.KeyAttr {
+				t.Fatalf("key schema %+v, want %s alone", k, tableschema.KeyAttr)
 			}
 			ttl, err := client.DescribeTimeToLive(t.Context(), &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(table)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := ttl.TimeToLiveDescription; d.TimeToLiveStatus != types.TimeToLiveStatusEnabled || aws.ToString(d.AttributeName) != dynamostore.AttrExpires {
-				t.Fatalf("TTL %s on %q, want ENABLED on %q", d.TimeToLiveStatus, aws.ToString(d.AttributeName), dynamostore.AttrExpires)
+			if d := ttl.TimeToLiveDescription; d.TimeToLiveStatus != types.TimeToLiveStatusEnabled || aws.ToString(d.AttributeName) != tableschema.ExpiresAttr {
+				t.Fatalf("TTL %s on %q, want ENABLED on %q", d.TimeToLiveStatus, aws.ToString(d.AttributeName), tableschema.ExpiresAttr)
 			}
 
 			// Again: the table exists, nothing changes, and that is fine.
@@ -228,8 +231,8 @@ func TestWrongTableSchema(t *testing.T) {
 	key := func(name string, kind types.KeyType) types.KeySchemaElement {
 		return types.KeySchemaElement{AttributeName: aws.String(name), KeyType: kind}
 	}
-	idS := def(dynamostore.AttrID, types.ScalarAttributeTypeS)
-	hashID := key(dynamostore.AttrID, types.KeyTypeHash)
+	idS := def(tableschema.KeyAttr, types.ScalarAttributeTypeS)
+	hashID := key(tableschema.KeyAttr, types.KeyTypeHash)
 	tests := []struct {
 		name  string
 		in    dynamodb.CreateTableInput
@@ -237,7 +240,7 @@ func TestWrongTableSchema(t *testing.T) {
 		want  string
 	}{
 		{"numeric id", dynamodb.CreateTableInput{
-			AttributeDefinitions: []types.AttributeDefinition{def(dynamostore.AttrID, types.ScalarAttributeTypeN)},
+			AttributeDefinitions: []types.AttributeDefinition{def(tableschema.KeyAttr, types.ScalarAttributeTypeN)},
 			KeySchema:            []types.KeySchemaElement{hashID},
 		}, false, "has partition key id of type N, but the store needs the partition key \"id\" of type S alone; a table's key cannot be changed, so create a new table"},
 		{"key of another name", dynamodb.CreateTableInput{
@@ -252,7 +255,7 @@ func TestWrongTableSchema(t *testing.T) {
 			AttributeDefinitions: []types.AttributeDefinition{idS, def("user", types.ScalarAttributeTypeS)},
 			KeySchema:            []types.KeySchemaElement{hashID},
 			GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
-				IndexName:  aws.String(dynamostore.OwnerIndexName),
+				IndexName:  aws.String(tableschema.OwnerIndex),
 				KeySchema:  []types.KeySchemaElement{key("user", types.KeyTypeHash)},
 				Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
 			}},
@@ -298,16 +301,16 @@ func seed(t *testing.T, client *dynamodb.Client, table string, expired, live int
 		if i >= expired {
 			exp = now + 3600
 		}
-		key := dynamostore.StorageKey(rand.Text())
+		key := tableschema.StorageKey(rand.Text())
 		if i < expired {
 			expiredKeys = append(expiredKeys, key)
 		} else {
 			liveKeys = append(liveKeys, key)
 		}
 		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
-			dynamostore.AttrID:      &types.AttributeValueMemberS{Value: key},
-			dynamostore.AttrExpires: &types.AttributeValueMemberN{Value: strconv.FormatInt(exp, 10)},
-			dynamostore.AttrValues:  &types.AttributeValueMemberB{Value: []byte("values")},
+			tableschema.KeyAttr:     &types.AttributeValueMemberS{Value: key},
+			tableschema.ExpiresAttr: &types.AttributeValueMemberN{Value: strconv.FormatInt(exp, 10)},
+			tableschema.ValuesAttr:  &types.AttributeValueMemberB{Value: []byte("values")},
 		}}})
 	}
 	for len(reqs) > 0 {
@@ -332,7 +335,7 @@ func keysIn(t *testing.T, client *dynamodb.Client, table string) map[string]bool
 			t.Fatalf("scanning %s: %v", table, err)
 		}
 		for _, item := range page.Items {
-			if k := item[dynamostore.AttrID].(*types.AttributeValueMemberS).Value; k != dynamostore.LeaseKey {
+			if k := item[tableschema.KeyAttr].(*types.AttributeValueMemberS).Value; k != tableschema.LeaseKey {
 				keys[k] = true
 			}
 		}
@@ -406,7 +409,42 @@ func TestReapText(t *testing.T) {
 			t.Errorf("reap output lacks %q:\n%s", want, r.stdout)
 		}
 	}
+	// A pass from the command line does not put the next one off: reaping
+	// again at once runs, lease and all.
+	seed(t, client, table, 1, 0)
+	r = cli(t, "", args([]string{"reap"}, on(t, table))...).ok(t)
+	if !strings.Contains(r.stdout, "deleted:     1") {
+		t.Errorf("a second reap right after the first did not run:\n%s", r.stdout)
+	}
 	cli(t, "", args([]string{"reap"}, on(t, table+"-missing"))...).fails(t, exitFail, "not found")
+}
+
+// TestReaperOptions: every reap flag that shapes the pass reaches its
+// field of ReaperOptions.
+func TestReaperOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want dynamostore.ReaperOptions
+	}{
+		{"defaults", nil, dynamostore.ReaperOptions{Interval: -1, Grace: defaultGrace}},
+		{"no grace", []string{"--grace", "0"}, dynamostore.ReaperOptions{Interval: -1, Grace: -1}},
+		{"every flag", []string{"--grace", "2m", "--segments", "4", "--rate", "25.5", "--page-size", "100", "--batch", "--no-lease"},
+			dynamostore.ReaperOptions{Interval: -1, Grace: 2 * time.Minute, Segments: 4, ReadUnits: 25.5, WriteUnits: 25.5, PageSize: 100, BatchDelete: true, NoLease: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("reap", flag.ContinueOnError)
+			var f reapFlags
+			f.register(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			if got := f.reaperOptions(); !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("options %+v, want %+v", got, tt.want)
+			}
+		})
+	}
 }
 
 // TestReapGrace: reap deletes, and its dry run counts, only the sessions
@@ -431,10 +469,10 @@ func TestReapGrace(t *testing.T) {
 			keys := map[time.Duration]string{}
 			want := 0
 			for _, age := range ages {
-				keys[age] = dynamostore.StorageKey(rand.Text())
+				keys[age] = tableschema.StorageKey(rand.Text())
 				_, err := client.PutItem(t.Context(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
-					dynamostore.AttrID:      &types.AttributeValueMemberS{Value: keys[age]},
-					dynamostore.AttrExpires: &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(-age).Unix(), 10)},
+					tableschema.KeyAttr:     &types.AttributeValueMemberS{Value: keys[age]},
+					tableschema.ExpiresAttr: &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(-age).Unix(), 10)},
 				}})
 				if err != nil {
 					t.Fatal(err)
@@ -472,7 +510,7 @@ func TestReapGrace(t *testing.T) {
 func session(t *testing.T, client *dynamodb.Client, table string, hashKey, blockKey []byte) (id, cookie string) {
 	t.Helper()
 	s, err := dynamostore.NewStore(context.Background(), table, dynamostore.WithClient(client),
-		dynamostore.WithKeyPairs(hashKey, blockKey), dynamostore.WithCleanupInterval(0))
+		dynamostore.WithKeyPairs(hashKey, blockKey), dynamostore.WithReaper(dynamostore.ReaperOptions{Interval: -1}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -519,7 +557,7 @@ func TestDelete(t *testing.T) {
 		// IDs, storage keys and cookie values are base64url and may
 		// begin with "-": "--" ends the flags, as a user must write it.
 		{"session ID", nil, func(id, _ string) []string { return []string{"--", id} }, nil},
-		{"storage key", nil, func(id, _ string) []string { return []string{"--key", "--", dynamostore.StorageKey(id)} }, nil},
+		{"storage key", nil, func(id, _ string) []string { return []string{"--key", "--", tableschema.StorageKey(id)} }, nil},
 		{"cookie, hex key files", nil, func(_, c string) []string {
 			return []string{"--name", "sid", "--hash-key-file", hexHash, "--block-key-file", hexBlock, "--", c}
 		}, nil},
@@ -548,7 +586,7 @@ func TestDelete(t *testing.T) {
 			argv := args([]string{"delete", "--yes"}, on(t, table), tt.argv(id, cookie))
 
 			r := cli(t, stdin, argv...).ok(t)
-			key := dynamostore.StorageKey(id)
+			key := tableschema.StorageKey(id)
 			if !strings.Contains(r.stdout, "deleted the session stored under id="+key) {
 				t.Fatalf("delete output %q does not name the deleted row", r.stdout)
 			}
@@ -556,7 +594,7 @@ func TestDelete(t *testing.T) {
 				t.Fatalf("delete printed the session ID or cookie: %q", r.stdout)
 			}
 			got := keysIn(t, client, table)
-			if got[key] || !got[dynamostore.StorageKey(otherID)] || len(got) != 1 {
+			if got[key] || !got[tableschema.StorageKey(otherID)] || len(got) != 1 {
 				t.Fatalf("after delete the table holds %v, want only the other session", got)
 			}
 
@@ -627,7 +665,7 @@ func TestRevokeOwner(t *testing.T) {
 	}
 
 	s, err := dynamostore.NewStore(context.Background(), table, dynamostore.WithClient(client),
-		dynamostore.WithKeyPairs(make([]byte, 32)), dynamostore.WithCleanupInterval(0))
+		dynamostore.WithKeyPairs(make([]byte, 32)), dynamostore.WithReaper(dynamostore.ReaperOptions{Interval: -1}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -641,7 +679,7 @@ func TestRevokeOwner(t *testing.T) {
 		if err := sess.Save(req, httptest.NewRecorder()); err != nil {
 			t.Fatal(err)
 		}
-		owned[dynamostore.StorageKey(sess.ID)] = owner
+		owned[tableschema.StorageKey(sess.ID)] = owner
 	}
 
 	r = cli(t, "ada\n", args([]string{"revoke-owner", "--yes"}, on(t, table), []string{"-"})...).ok(t)
@@ -675,7 +713,7 @@ func TestConfirm(t *testing.T) {
 	table := dbtest.TableName(t, client)
 	cli(t, "", args([]string{"create-table", "--owner-index"}, on(t, table))...).ok(t)
 	store, err := dynamostore.NewStore(context.Background(), table, dynamostore.WithClient(client),
-		dynamostore.WithKeyPairs(make([]byte, 32)), dynamostore.WithCleanupInterval(0))
+		dynamostore.WithKeyPairs(make([]byte, 32)), dynamostore.WithReaper(dynamostore.ReaperOptions{Interval: -1}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -721,7 +759,7 @@ func TestConfirm(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			owner := fmt.Sprintf("user-%d", i)
 			id := newSession(owner)
-			key := dynamostore.StorageKey(id)
+			key := tableschema.StorageKey(id)
 			cmd, target, question := "delete", id, fmt.Sprintf("delete the session stored under id=%s from table %s? [y/N] ", key, table)
 			if tt.revoke {
 				cmd, target, question = "revoke-owner", owner, fmt.Sprintf("delete every session of owner %q from table %s? [y/N] ", owner, table)
@@ -776,7 +814,7 @@ func TestConfirm(t *testing.T) {
 		if r.code != exitFail || !strings.HasPrefix(r.stderr, "delete the session stored under") || !strings.Contains(r.stderr, "context canceled") {
 			t.Fatalf("exit %d, stderr %q; want a failure for the interruption", r.code, r.stderr)
 		}
-		if !keysIn(t, client, table)[dynamostore.StorageKey(id)] {
+		if !keysIn(t, client, table)[tableschema.StorageKey(id)] {
 			t.Fatal("an interrupted delete deleted the session")
 		}
 	})

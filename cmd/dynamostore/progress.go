@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go/middleware"
-	"github.com/dynamostore/dynamostore"
+	"github.com/dynamostore/dynamostore/internal/tableschema"
 )
 
 // progress follows a reaper pass through the DynamoDB calls it makes, seen
@@ -79,8 +79,8 @@ func (p *progress) observe(ctx context.Context, in middleware.InitializeInput, n
 }
 
 func isLease(key map[string]types.AttributeValue) bool {
-	s, ok := key[dynamostore.AttrID].(*types.AttributeValueMemberS)
-	return ok && s.Value == dynamostore.LeaseKey
+	s, ok := key[tableschema.KeyAttr].(*types.AttributeValueMemberS)
+	return ok && s.Value == tableschema.LeaseKey
 }
 
 func (p *progress) add(scanned, expired, deleted int64) {

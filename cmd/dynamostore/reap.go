@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/dynamostore/dynamostore"
+	"github.com/dynamostore/dynamostore/internal/tableschema"
 )
 
 // reapFlags are the flags of the reap command.
@@ -30,20 +31,16 @@ type reapFlags struct {
 }
 
 // defaultGrace is the default of --grace: the reaper's own default grace
-// (see dynamostore.WithReaperGrace).
+// (see dynamostore.ReaperOptions.Grace).
 const defaultGrace = 5 * time.Minute
+
+// maxSegments is the most scan segments the reaper takes (see
+// dynamostore.ReaperOptions.Segments).
+const maxSegments = 1000
 
 func setupReap(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 	var f reapFlags
-	fs.BoolVar(&f.dryRun, "dry-run", false, "count the expired sessions without deleting them")
-	fs.Float64Var(&f.rate, "rate", 0, "cap the pass at this many read `units` per second, and as many write units (default: no cap)")
-	fs.IntVar(&f.segments, "segments", 0, fmt.Sprintf("scan in `n` parallel segments, 1 to %d (default %d; not with --dry-run)", dynamostore.MaxReaperSegments, dynamostore.DefaultReaperSegments))
-	fs.IntVar(&f.pageSize, "page-size", 0, "examine at most this many `items` per Scan page (default: 1 MB pages)")
-	fs.BoolVar(&f.batch, "batch", false, "delete with BatchWriteItem, 25 rows a call, without the check that a row is still expired")
-	fs.BoolVar(&f.noLease, "no-lease", false, "run even when another reaper holds the table's reaper lease")
-	fs.BoolVar(&f.asJSON, "json", false, "print the statistics as a JSON object")
-	fs.DurationVar(&f.grace, "grace", defaultGrace, "delete (or, with --dry-run, count) only sessions that expired at least this `duration` ago, so that\na clock running ahead of the app's deletes no session the app still serves (0: none)")
-	fs.DurationVar(&f.every, "progress-interval", 10*time.Second, "when standard output is not a terminal, print a progress line this often\n(0: after every page)")
+	f.register(fs)
 	return func(ctx context.Context, args []string) error {
 		if err := f.check(); err != nil {
 			return err
@@ -88,12 +85,25 @@ func setupReap(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 	}
 }
 
+// register defines the flags of the reap command on fs.
+func (f *reapFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&f.dryRun, "dry-run", false, "count the expired sessions without deleting them")
+	fs.Float64Var(&f.rate, "rate", 0, "cap the pass at this many read `units` per second, and as many write units (default: no cap)")
+	fs.IntVar(&f.segments, "segments", 0, fmt.Sprintf("scan in `n` parallel segments, 1 to %d (default 1; not with --dry-run)", maxSegments))
+	fs.IntVar(&f.pageSize, "page-size", 0, "examine at most this many `items` per Scan page (default: 1 MB pages)")
+	fs.BoolVar(&f.batch, "batch", false, "delete with BatchWriteItem, 25 rows a call, without the check that a row is still expired")
+	fs.BoolVar(&f.noLease, "no-lease", false, "run even when another reaper holds the table's reaper lease")
+	fs.BoolVar(&f.asJSON, "json", false, "print the statistics as a JSON object")
+	fs.DurationVar(&f.grace, "grace", defaultGrace, "delete (or, with --dry-run, count) only sessions that expired at least this `duration` ago, so that\na clock running ahead of the app's deletes no session the app still serves (0: none)")
+	fs.DurationVar(&f.every, "progress-interval", 10*time.Second, "when standard output is not a terminal, print a progress line this often\n(0: after every page)")
+}
+
 func (f *reapFlags) check() error {
 	switch {
 	case f.rate < 0 || math.IsNaN(f.rate) || math.IsInf(f.rate, 0):
 		return usagef("--rate must be a number of capacity units per second, not %v", f.rate)
-	case f.segments < 0 || f.segments > dynamostore.MaxReaperSegments:
-		return usagef("--segments must be from 1 to %d", dynamostore.MaxReaperSegments)
+	case f.segments < 0 || f.segments > maxSegments:
+		return usagef("--segments must be from 1 to %d", maxSegments)
 	case f.segments > 0 && f.dryRun:
 		return usagef("--segments does not apply to --dry-run")
 	case f.pageSize < 0 || f.pageSize > math.MaxInt32:
@@ -104,6 +114,26 @@ func (f *reapFlags) check() error {
 		return usagef("--grace must not be negative (0 for none)")
 	}
 	return nil
+}
+
+// reaperOptions returns the options of the pass the flags describe. The
+// interval is negative, as for a one-off job: the pass leaves the fleet's
+// next pass due when it was, rather than putting it off by an interval.
+func (f *reapFlags) reaperOptions() dynamostore.ReaperOptions {
+	grace := f.grace
+	if grace == 0 {
+		grace = -1 // --grace 0 is none; a zero Grace is the default
+	}
+	return dynamostore.ReaperOptions{
+		Interval:    -1,
+		Grace:       grace,
+		Segments:    f.segments,
+		ReadUnits:   f.rate,
+		WriteUnits:  f.rate,
+		PageSize:    f.pageSize,
+		BatchDelete: f.batch,
+		NoLease:     f.noLease,
+	}
 }
 
 // reapReport is what reap prints.
@@ -158,26 +188,16 @@ func (r *reapReport) print(e *env, asJSON bool) error {
 	return nil
 }
 
-// reap runs one reaper pass through a Store with the flags' reaper options.
+// reap runs one reaper pass through the table's backend, with the
+// reaper options the flags give. It needs no Store, so no signing keys.
 func reap(ctx context.Context, client *dynamodb.Client, table string, f *reapFlags) (*reapReport, error) {
-	opts := []dynamostore.Option{
-		dynamostore.WithReaperRate(f.rate, f.rate),
-		dynamostore.WithReaperPageSize(f.pageSize),
-		dynamostore.WithReaperBatchDelete(f.batch),
-		dynamostore.WithReaperLease(!f.noLease),
-		dynamostore.WithReaperGrace(f.grace),
-	}
-	if f.segments > 0 {
-		opts = append(opts, dynamostore.WithReaperSegments(f.segments))
-	}
-	store, err := openStore(ctx, client, table, opts...)
+	backend, err := dynamostore.NewDynamoDBBackend(client, table, true)
 	if err != nil {
-		return nil, err
+		return nil, usageIfInvalid(err)
 	}
-	defer store.Close()
-	st, err := store.Reap(ctx)
+	st, err := backend.Reap(ctx, f.reaperOptions())
 	if err != nil {
-		return nil, err
+		return nil, usageIfInvalid(err)
 	}
 	return &reapReport{
 		SkippedByLease: st.SkippedByLease,
@@ -195,8 +215,8 @@ func reap(ctx context.Context, client *dynamodb.Client, table string, f *reapFla
 }
 
 // countExpired scans the table as the reaper does, with the same filter
-// (AttrExpires before now less the grace), but only counts the rows that
-// match.
+// (tableschema.ExpiresAttr before now less the grace), but only counts the
+// rows that match.
 func countExpired(ctx context.Context, client *dynamodb.Client, table string, f *reapFlags) (*reapReport, error) {
 	start := time.Now()
 	cutoff := start.Add(-f.grace)
@@ -204,7 +224,7 @@ func countExpired(ctx context.Context, client *dynamodb.Client, table string, f 
 		TableName:                 aws.String(table),
 		Select:                    types.SelectCount,
 		FilterExpression:          aws.String("#exp < :now"),
-		ExpressionAttributeNames:  map[string]string{"#exp": dynamostore.AttrExpires},
+		ExpressionAttributeNames:  map[string]string{"#exp": tableschema.ExpiresAttr},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(cutoff.Unix(), 10)}},
 		ReturnConsumedCapacity:    types.ReturnConsumedCapacityTotal,
 	}

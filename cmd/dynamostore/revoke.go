@@ -2,15 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go"
 	"github.com/dynamostore/dynamostore"
+	"github.com/dynamostore/dynamostore/internal/tableschema"
 )
 
 func setupRevokeOwner(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
@@ -40,15 +39,14 @@ func setupRevokeOwner(fs *flag.FlagSet, e *env) func(context.Context, []string) 
 		if err != nil {
 			return err
 		}
-		store, err := openStore(ctx, client, table)
+		backend, err := dynamostore.NewDynamoDBBackend(client, table, true)
 		if err != nil {
-			return err
+			return usageIfInvalid(err)
 		}
-		defer store.Close()
-		n, err := store.RevokeOwner(ctx, owner)
+		n, err := backend.DeleteOwner(ctx, owner)
 		var api smithy.APIError
 		if errors.As(err, &api) && api.ErrorCode() == "ValidationException" && strings.Contains(api.ErrorMessage(), "index") {
-			return fmt.Errorf("table %s has no index %s: add it with create-table --owner-index", table, dynamostore.OwnerIndexName)
+			return fmt.Errorf("table %s has no index %s: add it with create-table --owner-index", table, tableschema.OwnerIndex)
 		}
 		if err != nil {
 			return fmt.Errorf("after deleting %d sessions: %w", n, tableError(table, err))
@@ -58,22 +56,11 @@ func setupRevokeOwner(fs *flag.FlagSet, e *env) func(context.Context, []string) 
 	}
 }
 
-// openStore returns a Store on table through client, with no reaper
-// goroutine and the given options. The command line makes no cookies, but
-// a Store needs a signing key all the same: it gets a throwaway one.
-func openStore(ctx context.Context, client *dynamodb.Client, table string, opts ...dynamostore.Option) (*dynamostore.Store, error) {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	base := []dynamostore.Option{
-		dynamostore.WithClient(client),
-		dynamostore.WithKeyPairs(key),
-		dynamostore.WithCleanupInterval(0),
-	}
-	store, err := dynamostore.NewStore(ctx, table, append(base, opts...)...)
+// usageIfInvalid turns an error wrapping dynamostore.ErrInvalidOption (an
+// invalid table name, say) into a usage error, exit status 2.
+func usageIfInvalid(err error) error {
 	if errors.Is(err, dynamostore.ErrInvalidOption) {
-		return nil, usageError{err.Error()}
+		return usagef("%v", err)
 	}
-	return store, err
+	return err
 }

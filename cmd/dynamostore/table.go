@@ -16,14 +16,18 @@ import (
 	"github.com/dynamostore/dynamostore/internal/tableschema"
 )
 
+// defaultCapacity is what EnsureTable provisions for a side of a
+// provisioned table left at 0 (see dynamostore.TableOptions).
+const defaultCapacity = 5
+
 func setupCreateTable(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 	var read, write int64
 	var wait time.Duration
 	var ownerIndex bool
-	fs.Int64Var(&read, "read", 0, fmt.Sprintf("provisioned read capacity `units`; with --read or --write the table is provisioned\n(the other side defaults to %d), otherwise on-demand", dynamostore.DefaultReadCapacity))
-	fs.Int64Var(&write, "write", 0, fmt.Sprintf("provisioned write capacity `units` (default %d when --read is given)", dynamostore.DefaultWriteCapacity))
+	fs.Int64Var(&read, "read", 0, fmt.Sprintf("provisioned read capacity `units`; with --read or --write the table is provisioned\n(the other side defaults to %d), otherwise on-demand", defaultCapacity))
+	fs.Int64Var(&write, "write", 0, fmt.Sprintf("provisioned write capacity `units` (default %d when --read is given)", defaultCapacity))
 	fs.DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for the table (and the owner index) to become ACTIVE")
-	fs.BoolVar(&ownerIndex, "owner-index", false, "also create the index "+dynamostore.OwnerIndexName+" that revoke-owner and Store.RevokeOwner need\n(added to an existing table too)")
+	fs.BoolVar(&ownerIndex, "owner-index", false, "also create the index "+tableschema.OwnerIndex+" that revoke-owner and Store.RevokeOwner need\n(added to an existing table too)")
 	return func(ctx context.Context, args []string) error {
 		if read < 0 || write < 0 {
 			return usagef("--read and --write must not be negative")
@@ -120,7 +124,7 @@ func describe(ctx context.Context, client *dynamodb.Client, table string) (*tabl
 		st.KeySchema += fmt.Sprintf("%s %s (%s)", k.KeyType, name, attrTypes[name])
 	}
 	for _, gsi := range d.GlobalSecondaryIndexes {
-		if aws.ToString(gsi.IndexName) == dynamostore.OwnerIndexName {
+		if aws.ToString(gsi.IndexName) == tableschema.OwnerIndex {
 			st.OwnerIndex = string(gsi.IndexStatus)
 			if st.OwnerIndex == "" {
 				st.OwnerIndex = string(types.IndexStatusActive)
@@ -145,9 +149,9 @@ func describe(ctx context.Context, client *dynamodb.Client, table string) (*tabl
 	}
 	switch {
 	case st.TTLStatus == string(types.TimeToLiveStatusDisabled):
-		st.Problems = append(st.Problems, fmt.Sprintf("TTL is off: enable it on %q (create-table does) or keep the reaper running", dynamostore.AttrExpires))
-	case st.TTLAttribute != dynamostore.AttrExpires:
-		st.Problems = append(st.Problems, fmt.Sprintf("TTL is on attribute %q, not %q: DynamoDB will never expire sessions", st.TTLAttribute, dynamostore.AttrExpires))
+		st.Problems = append(st.Problems, fmt.Sprintf("TTL is off: enable it on %q (create-table does) or keep the reaper running", tableschema.ExpiresAttr))
+	case st.TTLAttribute != tableschema.ExpiresAttr:
+		st.Problems = append(st.Problems, fmt.Sprintf("TTL is on attribute %q, not %q: DynamoDB will never expire sessions", st.TTLAttribute, tableschema.ExpiresAttr))
 	}
 	return st, nil
 }
@@ -186,7 +190,7 @@ func setupStatus(fs *flag.FlagSet, e *env) func(context.Context, []string) error
 		fmt.Fprintf(e.stdout, "billing:     %s\n", st.billing())
 		fmt.Fprintf(e.stdout, "ttl:         %s\n", ttl)
 		if st.OwnerIndex != "" {
-			fmt.Fprintf(e.stdout, "owner index: %s %s\n", dynamostore.OwnerIndexName, st.OwnerIndex)
+			fmt.Fprintf(e.stdout, "owner index: %s %s\n", tableschema.OwnerIndex, st.OwnerIndex)
 		} else {
 			fmt.Fprintf(e.stdout, "owner index: none (create-table --owner-index adds it)\n")
 		}
