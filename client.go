@@ -16,9 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 )
 
-// newDynamoDBBackend builds the default backend from the settings, making
+// defaultBackend builds the default backend from the settings, making
 // the DynamoDB client when none was given and creating the table when asked.
-func newDynamoDBBackend(ctx context.Context, table string, cfg *settings) (*dynamoBackend, error) {
+func defaultBackend(ctx context.Context, table string, cfg *settings) (*dynamoBackend, error) {
 	if err := validTableName(table); err != nil {
 		return nil, err
 	}

@@ -245,7 +245,7 @@ func NewStore(ctx context.Context, table string, opts ...Option) (*Store, error)
 		return nil, err
 	}
 	if cfg.backend == nil {
-		if cfg.backend, err = newDynamoDBBackend(ctx, table, &cfg); err != nil {
+		if cfg.backend, err = defaultBackend(ctx, table, &cfg); err != nil {
 			return nil, err
 		}
 	} else if cfg.autoCreate {

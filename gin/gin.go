@@ -7,8 +7,10 @@
 //
 //	import dynamogin "github.com/dynamostore/dynamostore/gin"
 //
+//	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("eu-west-1"))
+//	if err != nil { ... }
 //	store, err := dynamogin.NewStore(ctx, "sessions",
-//		dynamostore.WithRegion("eu-west-1"),
+//		dynamostore.WithAWSConfig(awsCfg),
 //		dynamostore.WithKeyPairs(hashKey, blockKey))
 //	if err != nil { ... }
 //	defer store.Close()

@@ -15,6 +15,7 @@ import (
 	"github.com/dynamostore/dynamostore"
 	dynamogin "github.com/dynamostore/dynamostore/gin"
 	"github.com/dynamostore/dynamostore/internal/dbtest"
+	"github.com/dynamostore/dynamostore/internal/tableschema"
 	"github.com/gin-contrib/sessions"
 	"github.com/gin-gonic/gin"
 )
@@ -42,7 +43,7 @@ func newApp(t *testing.T, configure func(*dynamogin.Store)) *app {
 	store, err := dynamogin.NewStore(t.Context(), a.table,
 		dynamostore.WithClient(a.client),
 		dynamostore.WithKeyPairs(hashKey),
-		dynamostore.WithCleanupInterval(0))
+		dynamostore.WithReaper(dynamostore.ReaperOptions{Interval: -1}))
 	if err != nil {
 		t.Fatalf("NewStore: %v", err)
 	}
@@ -98,7 +99,7 @@ func (a *app) rowExists(id string) bool {
 	a.t.Helper()
 	out, err := a.client.GetItem(context.Background(), &dynamodb.GetItemInput{
 		TableName:      aws.String(a.table),
-		Key:            map[string]types.AttributeValue{dynamostore.AttrID: &types.AttributeValueMemberS{Value: dynamostore.StorageKey(id)}},
+		Key:            map[string]types.AttributeValue{tableschema.KeyAttr: &types.AttributeValueMemberS{Value: tableschema.StorageKey(id)}},
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {

@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dynamostore/dynamostore"
 	"github.com/dynamostore/dynamostore/internal/dbtest"
 )
 
@@ -39,7 +38,7 @@ func TestLoadConfig(t *testing.T) {
 			name: "defaults",
 			want: func(c config) bool {
 				return c.addr == defaultAddr && c.table == defaultTable && c.endpoint == "" && !c.createTable &&
-					c.reapInterval == dynamostore.DefaultCleanupInterval && c.touchAfter == dynamostore.DefaultTouchAfter &&
+					c.reapInterval == defaultReapInterval && c.touchAfter == defaultTouchAfter &&
 					c.keyFile == defaultKeyFile && !c.secureCookie
 			},
 		},

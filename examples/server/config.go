@@ -16,7 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dynamostore/dynamostore"
 	"github.com/dynamostore/dynamostore/examples/internal/ddb"
 )
 
@@ -40,6 +39,10 @@ const (
 	defaultAddr    = "127.0.0.1:8080"
 	defaultTable   = "dynamostore-example"
 	defaultKeyFile = ".example-session-key"
+	// defaultReapInterval and defaultTouchAfter are dynamostore's own
+	// defaults for ReaperOptions.Interval and WithTouchAfter.
+	defaultReapInterval = 5 * time.Minute
+	defaultTouchAfter   = 10 * time.Second
 	// hashKeyLen is the length of a generated cookie signing key.
 	hashKeyLen = 32
 )
@@ -123,11 +126,11 @@ func loadConfig(args []string, getenv func(string) string, output io.Writer) (co
 	if err != nil {
 		return cfg, err
 	}
-	reapInterval, err := envDuration(envReapInterval, dynamostore.DefaultCleanupInterval)
+	reapInterval, err := envDuration(envReapInterval, defaultReapInterval)
 	if err != nil {
 		return cfg, err
 	}
-	touchAfter, err := envDuration(envTouchAfter, dynamostore.DefaultTouchAfter)
+	touchAfter, err := envDuration(envTouchAfter, defaultTouchAfter)
 	if err != nil {
 		return cfg, err
 	}

@@ -32,6 +32,10 @@ const (
 	shutdownTimeout = 10 * time.Second
 )
 
+// sessionLifetime is the MaxAge of the session cookie: dynamostore's
+// default TTL, 14 days.
+const sessionLifetime = 14 * 24 * time.Hour
+
 func main() { command.Main("server", run) }
 
 // run parses the command line, listens on the configured address and
@@ -163,15 +167,19 @@ func openStore(ctx context.Context, cfg config, getenv func(string) string, log 
 		return nil, err
 	}
 	client := ddb.NewClient(awsCfg, cfg.endpoint)
+	reaper := dynamostore.ReaperOptions{Interval: cfg.reapInterval}
+	if cfg.reapInterval == 0 {
+		reaper.Interval = -1 // no reaper goroutine: DynamoDB's TTL deletes expired rows
+	}
 	opts := []dynamostore.Option{
 		dynamostore.WithClient(client),
 		dynamostore.WithKeyPairs(key),
-		dynamostore.WithCleanupInterval(cfg.reapInterval),
+		dynamostore.WithReaper(reaper),
 		dynamostore.WithTouchAfter(cfg.touchAfter),
 		dynamostore.WithLogger(log),
 		dynamostore.WithCookieOptions(sessions.Options{
 			Path:     "/",
-			MaxAge:   int(dynamostore.DefaultTTL / time.Second),
+			MaxAge:   int(sessionLifetime / time.Second),
 			HttpOnly: true,
 			Secure:   cfg.secureCookie,
 			SameSite: http.SameSiteLaxMode,

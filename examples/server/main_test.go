@@ -16,8 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/dynamostore/dynamostore"
 	"github.com/dynamostore/dynamostore/internal/dbtest"
+	"github.com/dynamostore/dynamostore/internal/tableschema"
 )
 
 // TestMain runs the tests against DynamoDB Local (or $DYNAMODB_ENDPOINT);
@@ -144,7 +144,7 @@ func (tb *table) hasSession(id string) bool {
 	tb.t.Helper()
 	out, err := tb.client.GetItem(tb.t.Context(), &dynamodb.GetItemInput{
 		TableName:      aws.String(tb.name),
-		Key:            map[string]types.AttributeValue{dynamostore.AttrID: &types.AttributeValueMemberS{Value: dynamostore.StorageKey(id)}},
+		Key:            map[string]types.AttributeValue{tableschema.KeyAttr: &types.AttributeValueMemberS{Value: tableschema.StorageKey(id)}},
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {

@@ -9,6 +9,14 @@
 // client from Client. Every table gets a unique name and is deleted when
 // the test ends, so tests may run in parallel and share one server.
 //
+// The database is set up on first use, not by Main: the first call to
+// Endpoint or Client checks the endpoint DYNAMODB_ENDPOINT names or, when
+// it is not set, starts DynamoDB Local, once per test binary, and Main
+// stops that server when the tests are done. Tests that never ask for the
+// database, and a run that selects only such tests, need neither Java nor
+// a server. A test that asks for it and cannot get one fails, saying why;
+// it is never skipped.
+//
 // The package is meant for _test.go files only.
 package dbtest
 
@@ -26,6 +34,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,52 +55,54 @@ const Region = "us-east-1"
 // holds the dynamodb-local script.
 const rootModule = "github.com/dynamostore/dynamostore"
 
+// The database of the test binary. Main records the environment's
+// endpoint; setUp, run by the first test that needs the database, fills in
+// the rest. What setUp writes is read only after setUpOnce.Do returns.
 var (
-	mu       sync.Mutex
-	endpoint string
+	inMain    atomic.Bool // Main is running the tests
+	envEnd    string      // DYNAMODB_ENDPOINT when Main was called, "" if unset
+	setUpOnce sync.Once
+	endpoint  string       // set by setUp: the endpoint in use, no trailing slash
+	setUpErr  error        // set by setUp: why there is no endpoint
+	local     *localServer // set by setUp: the server it started, if any
 )
 
-// Main runs the package's tests against DynamoDB and returns the exit code
-// for os.Exit.
+// errTestsOver is the set-up error of a test binary whose tests ended
+// without needing the database.
+var errTestsOver = errors.New("dbtest: the tests have ended; nothing was set up")
+
+// Main runs the package's tests and returns the exit code for os.Exit.
+// It sets up nothing itself: the first test that needs the database (see
+// Endpoint) does, once for the whole test binary.
 //
-// When DYNAMODB_ENDPOINT is set, that endpoint is used. Otherwise Main starts
-// an in-memory DynamoDB Local with
+// When DYNAMODB_ENDPOINT is set as Main is called, that endpoint is used,
+// once it answers. Otherwise the first test that needs it starts an
+// in-memory DynamoDB Local with
 //
 //	<repo>/scripts/dynamodb-local start --state-dir <temporary directory>
 //
 // where <repo> is found by walking up from the working directory to the
-// go.mod of module github.com/dynamostore/dynamostore. It then sets
-// DYNAMODB_ENDPOINT, runs m.Run and stops the server. The server is also
+// go.mod of module github.com/dynamostore/dynamostore, and sets
+// DYNAMODB_ENDPOINT to it. After m.Run, Main stops the server if one was
+// started, and fails the run if stopping it fails. The server is also
 // stopped if the test binary dies without cleaning up.
 //
-// When no endpoint can be set up, Main prints how to start one by hand and
-// returns 1: the tests fail rather than being skipped.
+// When no endpoint can be set up, every test that needs one fails with the
+// reason and how to start a server by hand: the tests fail rather than
+// being skipped.
 func Main(m *testing.M) int {
-	if ep := os.Getenv(EndpointEnv); ep != "" {
-		if err := checkReachable(ep); err != nil {
-			fmt.Fprintf(os.Stderr, "dbtest: %s=%s does not answer: %v\n%s", EndpointEnv, ep, err, howToStart)
-			return 1
-		}
-		setEndpoint(ep)
-		return m.Run()
-	}
-
-	srv, err := startLocal()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "dbtest: %s is not set and DynamoDB Local could not be started: %v\n%s", EndpointEnv, err, howToStart)
-		return 1
-	}
-	setEndpoint(srv.endpoint)
-	if err := os.Setenv(EndpointEnv, srv.endpoint); err != nil {
-		_ = srv.stop()
-		fmt.Fprintf(os.Stderr, "dbtest: setting %s: %v\n", EndpointEnv, err)
-		return 1
-	}
+	envEnd = os.Getenv(EndpointEnv)
+	inMain.Store(true)
 	code := m.Run()
-	if err := srv.stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "dbtest: stopping DynamoDB Local: %v\n", err)
-		if code == 0 {
-			code = 1
+
+	// Wait for a set-up still under way, or make sure none starts now.
+	setUpOnce.Do(func() { setUpErr = errTestsOver })
+	if local != nil {
+		if err := local.stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "dbtest: stopping DynamoDB Local: %v\n", err)
+			if code == 0 {
+				code = 1
+			}
 		}
 	}
 	return code
@@ -105,30 +116,58 @@ const howToStart = `Start DynamoDB Local and point the tests at it:
 (scripts/dynamodb-local stop stops it again.)
 `
 
-func setEndpoint(ep string) {
-	mu.Lock()
-	defer mu.Unlock()
-	endpoint = strings.TrimRight(ep, "/")
+// setUp finds or starts the database for the test binary. It runs once,
+// under setUpOnce.
+func setUp() {
+	if envEnd != "" {
+		if err := checkReachable(envEnd); err != nil {
+			setUpErr = fmt.Errorf("dbtest: %s=%s does not answer: %w\n%s", EndpointEnv, envEnd, err, howToStart)
+			return
+		}
+		endpoint = strings.TrimRight(envEnd, "/")
+		return
+	}
+	srv, err := startLocal()
+	if err != nil {
+		setUpErr = fmt.Errorf("dbtest: %s is not set and DynamoDB Local could not be started: %w\n%s", EndpointEnv, err, howToStart)
+		return
+	}
+	if err := os.Setenv(EndpointEnv, srv.endpoint); err != nil {
+		setUpErr = fmt.Errorf("dbtest: setting %s: %w", EndpointEnv, errors.Join(err, srv.stop()))
+		return
+	}
+	endpoint, local = srv.endpoint, srv
 }
 
-// Endpoint returns the DynamoDB endpoint that Main set up. It fails the test
-// when there is none.
+// Endpoint returns the DynamoDB endpoint of the test binary, setting it up
+// on the first call as Main describes; concurrent callers wait for that
+// set-up, and later ones get its outcome. It fails the test, with the
+// reason, when there is no endpoint. Without Main it sets nothing up and
+// returns DYNAMODB_ENDPOINT as it is.
+//
+// When it starts DynamoDB Local, it sets DYNAMODB_ENDPOINT to it for code
+// that reads the environment (child processes, say), which therefore sees
+// the variable only once a test has called Endpoint or Client.
 func Endpoint(tb testing.TB) string {
 	tb.Helper()
-	mu.Lock()
-	ep := endpoint
-	mu.Unlock()
-	if ep == "" {
-		ep = os.Getenv(EndpointEnv)
+	if !inMain.Load() {
+		ep := os.Getenv(EndpointEnv)
+		if ep == "" {
+			tb.Fatalf("dbtest: no DynamoDB endpoint: call dbtest.Main from TestMain or set %s", EndpointEnv)
+		}
+		return ep
 	}
-	if ep == "" {
-		tb.Fatalf("dbtest: no DynamoDB endpoint: call dbtest.Main from TestMain or set %s", EndpointEnv)
+	setUpOnce.Do(setUp)
+	if setUpErr != nil {
+		tb.Fatal(setUpErr)
 	}
-	return ep
+	return endpoint
 }
 
-// Client returns a DynamoDB client for Endpoint, in region us-east-1 with
-// the static credentials "local"/"local", with optFns applied last.
+// Client returns a DynamoDB client for Endpoint (so it sets the database
+// up on first use, and fails the test when there is none), in region
+// us-east-1 with the static credentials "local"/"local", with optFns
+// applied last.
 func Client(tb testing.TB, optFns ...func(*dynamodb.Options)) *dynamodb.Client {
 	tb.Helper()
 	opts := dynamodb.Options{

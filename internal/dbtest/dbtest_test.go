@@ -3,7 +3,9 @@ package dbtest_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -134,6 +136,102 @@ func TestParallelTables(t *testing.T) {
 			}
 			if out.Count != 1 {
 				t.Fatalf("table %s has %d items, want 1 (tables are shared?)", table, out.Count)
+			}
+		})
+	}
+}
+
+// childEnv, set in the environment, makes the helper tests below do their
+// work: TestSetUpIsLazy runs them in a child test binary.
+const childEnv = "DBTEST_CHILD"
+
+// TestHelperNoDatabase never asks for the database.
+func TestHelperNoDatabase(t *testing.T) {
+	if os.Getenv(childEnv) == "" {
+		t.Skip("run by TestSetUpIsLazy")
+	}
+}
+
+// TestHelperDatabase asks for the database from two parallel subtests.
+func TestHelperDatabase(t *testing.T) {
+	if os.Getenv(childEnv) == "" {
+		t.Skip("run by TestSetUpIsLazy")
+	}
+	for i := range 2 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			dbtest.Client(t)
+		})
+	}
+}
+
+// TestSetUpIsLazy runs the helper tests in a child test binary that cannot
+// get a database: one where DYNAMODB_ENDPOINT is unset and DynamoDB Local
+// cannot be started (the working directory is outside the repository, so
+// the script is not found), and one where DYNAMODB_ENDPOINT names a port
+// nothing listens on. A test that never asks for the database passes, so
+// Main set nothing up and checked nothing; one that asks fails, saying
+// why, in every subtest.
+func TestSetUpIsLazy(t *testing.T) {
+	if os.Getenv(childEnv) != "" {
+		t.Skip("already in the child")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name     string
+		endpoint string // "" leaves DYNAMODB_ENDPOINT unset
+		reason   string
+	}{
+		{"unset outside the repository", "", "DynamoDB Local could not be started"},
+		{"endpoint that does not answer", closed, "does not answer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			run := func(test string) (string, error) {
+				cmd := exec.CommandContext(t.Context(), exe, "-test.run=^"+test+"$", "-test.v", "-test.count=1")
+				cmd.Dir = t.TempDir()
+				cmd.Env = []string{childEnv + "=1"}
+				for _, kv := range os.Environ() {
+					if !strings.HasPrefix(kv, dbtest.EndpointEnv+"=") && !strings.HasPrefix(kv, childEnv+"=") {
+						cmd.Env = append(cmd.Env, kv)
+					}
+				}
+				if tc.endpoint != "" {
+					cmd.Env = append(cmd.Env, dbtest.EndpointEnv+"="+tc.endpoint)
+				}
+				out, err := cmd.CombinedOutput()
+				return string(out), err
+			}
+
+			out, err := run("TestHelperNoDatabase")
+			if err != nil || !strings.Contains(out, "--- PASS: TestHelperNoDatabase") {
+				t.Errorf("a test that needs no database: %v\n%s", err, out)
+			}
+
+			out, err = run("TestHelperDatabase")
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) {
+				t.Fatalf("a test that needs the database: err = %v, want a failed run\n%s", err, out)
+			}
+			for _, want := range []string{"--- FAIL: TestHelperDatabase/0", "--- FAIL: TestHelperDatabase/1", tc.reason} {
+				if !strings.Contains(out, want) {
+					t.Errorf("a test that needs the database: output lacks %q\n%s", want, out)
+				}
+			}
+			if strings.Contains(out, "--- SKIP") {
+				t.Errorf("a test that needs the database was skipped\n%s", out)
 			}
 		})
 	}

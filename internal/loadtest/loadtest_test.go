@@ -37,6 +37,9 @@ var (
 	blockKey = []byte("fedcba9876543210fedcba9876543210")
 )
 
+// touchAfter is the store's touchAfter in TestLoad: its default, 10 seconds.
+const touchAfter = 10 * time.Second
+
 // TestLoad drives the same handler on dynamostore (DynamoDB Local) and on
 // gorilla's FilesystemStore, one after the other, and reports throughput,
 // latency percentiles and DynamoDB calls per HTTP request. It fails on any
@@ -51,7 +54,8 @@ func TestLoad(t *testing.T) {
 	client := dbtest.Client(t, counter.Option)
 	table := dbtest.NewTable(t, client)
 	store, err := dynamostore.NewStore(ctx, table, dynamostore.WithClient(client),
-		dynamostore.WithKeyPairs(hashKey, blockKey), dynamostore.WithCleanupInterval(0))
+		dynamostore.WithKeyPairs(hashKey, blockKey), dynamostore.WithTouchAfter(touchAfter),
+		dynamostore.WithReaper(dynamostore.ReaperOptions{Interval: -1}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +88,7 @@ func TestLoad(t *testing.T) {
 
 	ddb := rows[0]
 	total := ddb.usage.Total()
-	touches := cfg.Clients * (int(ddb.res.Elapsed/dynamostore.DefaultTouchAfter) + 1)
+	touches := cfg.Clients * (int(ddb.res.Elapsed/touchAfter) + 1)
 	if limit := ddb.res.Requests + ddb.res.Writes + touches; total > limit {
 		t.Errorf("dynamostore made %d DynamoDB calls for %d requests (%d writes); at most %d expected", total, ddb.res.Requests, ddb.res.Writes, limit)
 	}

@@ -50,6 +50,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
@@ -123,6 +124,9 @@ func run(proc int, history, addr, endpoint, table string, touchAfter, backoff ti
 	if endpoint == "" || table == "" {
 		return errors.New("-endpoint and -table are required")
 	}
+	if backoff <= 0 {
+		return fmt.Errorf("-retry-backoff %v must be positive", backoff)
+	}
 	key, err := hex.DecodeString(os.Getenv("FLEET_HASH_KEY"))
 	if err != nil || len(key) < 32 {
 		return errors.New("FLEET_HASH_KEY must hold at least 32 bytes in hex")
@@ -143,6 +147,11 @@ func run(proc int, history, addr, endpoint, table string, touchAfter, backoff ti
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
 		HTTPClient:  &http.Client{Transport: faults},
 		APIOptions:  []func(*middleware.Stack) error{ddbmeter.ContextMiddleware},
+		// The SDK's standard retryer, its delay between retries capped
+		// at -retry-backoff.
+		Retryer: func() aws.Retryer {
+			return retry.AddWithMaxBackoffDelay(retry.NewStandard(), backoff)
+		},
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -152,8 +161,7 @@ func run(proc int, history, addr, endpoint, table string, touchAfter, backoff ti
 		dynamostore.WithKeyPairs(key),
 		dynamostore.WithTTL(time.Hour),
 		dynamostore.WithTouchAfter(touchAfter),
-		dynamostore.WithCleanupInterval(0),
-		dynamostore.WithRetryMaxBackoff(backoff),
+		dynamostore.WithReaper(dynamostore.ReaperOptions{Interval: -1}),
 	)
 	if err != nil {
 		return err

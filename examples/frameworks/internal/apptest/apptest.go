@@ -32,7 +32,7 @@ func New(t *testing.T) *Env {
 	s, err := dynamostore.NewStore(context.Background(), e.table,
 		dynamostore.WithClient(e.client),
 		dynamostore.WithKeyPairs([]byte("0123456789abcdef0123456789abcdef")),
-		dynamostore.WithCleanupInterval(0))
+		dynamostore.WithReaper(dynamostore.ReaperOptions{Interval: -1}))
 	if err != nil {
 		t.Fatalf("NewStore: %v", err)
 	}
