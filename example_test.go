@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/dynamostore/dynamostore"
+	"github.com/dynamostore/dynamostore/internal/dbtest"
 	"github.com/gorilla/sessions"
 )
 
@@ -31,8 +32,12 @@ var (
 	oldHashKey = []byte("retired hash key, 32 bytes long!")
 )
 
-// exampleTable returns a fresh table name for one example.
+// exampleTable returns a fresh table name for one example, once the test
+// DynamoDB is up and DYNAMODB_ENDPOINT names it.
 func exampleTable() string {
+	if _, err := dbtest.Start(); err != nil {
+		log.Fatal(err)
+	}
 	return "example-" + strings.ToLower(rand.Text())
 }
 

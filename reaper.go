@@ -103,10 +103,10 @@ func startReaper(s *Store, opts ReaperOptions) *reaper {
 	if seams.now == nil {
 		seams.now = s.now
 	}
-	if seams.log == nil {
-		seams.log = s.log
-	}
 	opts.seams = &seams
+	if opts.Logger == nil {
+		opts.Logger = s.log
+	}
 	r := &reaper{
 		store:    s,
 		interval: opts.interval(),

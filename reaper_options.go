@@ -88,6 +88,12 @@ type ReaperOptions struct {
 	// should return quickly. Default: none.
 	OnPass func(ReapStats, error)
 
+	// Logger receives a pass's warnings, such as a lease renewal that
+	// failed and is being retried. Default: the Store's logger (see
+	// WithLogger) for the passes a Store runs; none for a Backend's Reap
+	// called directly.
+	Logger *slog.Logger
+
 	seams *reapSeams // for tests; nil in production
 }
 
@@ -108,8 +114,6 @@ type reapSeams struct {
 	// now is the clock of the expiry cutoff and of lease times; the Store
 	// sets it to its own.
 	now func() time.Time
-	// log receives the lease's warnings; the Store sets it to its logger.
-	log *slog.Logger
 	// tick, when set, replaces the jittered interval timer of the reaper
 	// goroutine: one pass per value received.
 	tick <-chan time.Time
@@ -208,8 +212,8 @@ func (o *ReaperOptions) now() time.Time {
 }
 
 func (o *ReaperOptions) logger() *slog.Logger {
-	if l := o.seam().log; l != nil {
-		return l
+	if o.Logger != nil {
+		return o.Logger
 	}
 	return slog.New(slog.DiscardHandler)
 }

@@ -3,10 +3,11 @@
 // too, but only within a few days).
 //
 // It first writes some sessions that have already expired and some live
-// ones, so that there is something to reap, then either runs one pass with
-// Store.Reap, as a cron job or a Lambda would (-once), or runs the Store's
-// reaper goroutine every -interval until Ctrl-C. Every pass prints its
-// statistics through WithReapHook.
+// ones, so that there is something to reap. Then it reaps through the
+// DynamoDB backend alone, with no Store and no cookie keys: either one pass
+// with Backend.Reap, as a cron job or a Lambda would (-once), or a first
+// pass right away and then one every -interval or so until Ctrl-C, as a
+// reaper service would. It prints every pass's statistics.
 //
 //	reaper -endpoint http://127.0.0.1:8000 -create-table -seed 500 -segments 4 -read-rate 50
 //
@@ -21,15 +22,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
+	mathrand "math/rand/v2"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/dynamostore/dynamostore"
 	"github.com/dynamostore/dynamostore/examples/internal/command"
 	"github.com/dynamostore/dynamostore/examples/internal/ddb"
+	"github.com/dynamostore/dynamostore/internal/tableschema"
 )
 
 func main() { command.Main("reaper", run) }
@@ -78,25 +77,49 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	fs.BoolVar(&o.createTable, "create-table", false, "create the table when it does not exist")
 	fs.IntVar(&o.seedExpired, "seed", 200, "expired sessions to write before reaping")
 	fs.IntVar(&o.seedLive, "seed-live", 50, "live sessions to write before reaping; the reaper must keep them")
-	fs.BoolVar(&o.once, "once", true, "run one pass with Store.Reap and exit; false runs the reaper goroutine until Ctrl-C")
-	fs.DurationVar(&o.interval, "interval", dynamostore.DefaultCleanupInterval, "with -once=false: time between passes, jittered by ±50% (WithCleanupInterval)")
-	fs.IntVar(&o.segments, "segments", dynamostore.DefaultReaperSegments, "parallel scan segments per pass (WithReaperSegments)")
-	fs.Float64Var(&o.readRate, "read-rate", 0, "cap on read capacity units per second, 0 for none (WithReaperRate)")
-	fs.Float64Var(&o.writeRate, "write-rate", 0, "cap on write capacity units per second, 0 for none (WithReaperRate)")
-	fs.IntVar(&o.pageSize, "page-size", 0, "items per Scan page, 0 for 1 MB pages (WithReaperPageSize)")
-	fs.BoolVar(&o.batch, "batch", false, "delete with BatchWriteItem, 25 rows a call, without the refresh check (WithReaperBatchDelete)")
-	fs.BoolVar(&o.lease, "lease", true, "coordinate passes across a fleet through a lease item in the table (WithReaperLease)")
-	fs.DurationVar(&o.leaseFor, "lease-duration", dynamostore.DefaultLeaseDuration, "how long the lease lasts without renewal (WithReaperLeaseDuration)")
+	fs.BoolVar(&o.once, "once", true, "run one pass with Backend.Reap and exit; false runs a pass every -interval until Ctrl-C")
+	fs.DurationVar(&o.interval, "interval", 5*time.Minute, "with -once=false: time between passes, jittered by ±50% (ReaperOptions.Interval)")
+	fs.IntVar(&o.segments, "segments", 1, "parallel scan segments per pass (ReaperOptions.Segments)")
+	fs.Float64Var(&o.readRate, "read-rate", 0, "cap on read capacity units per second, 0 for none (ReaperOptions.ReadUnits)")
+	fs.Float64Var(&o.writeRate, "write-rate", 0, "cap on write capacity units per second, 0 for none (ReaperOptions.WriteUnits)")
+	fs.IntVar(&o.pageSize, "page-size", 0, "items per Scan page, 0 for 1 MB pages (ReaperOptions.PageSize)")
+	fs.BoolVar(&o.batch, "batch", false, "delete with BatchWriteItem, 25 rows a call, without the refresh check (ReaperOptions.BatchDelete)")
+	fs.BoolVar(&o.lease, "lease", true, "coordinate passes across a fleet through a lease item in the table (false sets ReaperOptions.NoLease)")
+	fs.DurationVar(&o.leaseFor, "lease-duration", time.Minute, "how long the lease lasts without renewal (ReaperOptions.LeaseDuration)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if fs.NArg() > 0 {
+	switch {
+	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected argument %q (see -h)", fs.Arg(0))
-	}
-	if o.seedExpired < 0 || o.seedLive < 0 {
+	case o.seedExpired < 0 || o.seedLive < 0:
 		return o, errors.New("-seed and -seed-live must not be negative")
+	case o.segments < 1:
+		return o, errors.New("-segments must be at least 1")
+	case !o.once && o.interval < time.Second:
+		return o, errors.New("-interval must be at least 1s")
 	}
 	return o, nil
+}
+
+// reaperOptions returns the ReaperOptions the flags ask for. A one-off
+// pass has a negative Interval, so that the lease does not hold it back
+// until an interval after the last pass.
+func (o options) reaperOptions() dynamostore.ReaperOptions {
+	interval := o.interval
+	if o.once {
+		interval = -1
+	}
+	return dynamostore.ReaperOptions{
+		Interval:      interval,
+		Segments:      o.segments,
+		ReadUnits:     o.readRate,
+		WriteUnits:    o.writeRate,
+		PageSize:      o.pageSize,
+		BatchDelete:   o.batch,
+		NoLease:       !o.lease,
+		LeaseDuration: o.leaseFor,
+	}
 }
 
 // run parses args, seeds the table and reaps it.
@@ -105,7 +128,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	awsCfg, err := ddb.Config(ctx, o.region, o.endpoint, getenv)
 	if err != nil {
 		return err
@@ -123,86 +145,80 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 	}
-	// The key signs cookies, which this program throws away.
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return err
-	}
-	if err := seed(ctx, client, o, key, stdout); err != nil {
-		return err
-	}
-
-	interval := o.interval
-	if o.once {
-		interval = 0 // no reaper goroutine: Reap runs the pass
-	}
-	store, err := dynamostore.NewStore(ctx, o.table,
-		dynamostore.WithClient(client),
-		dynamostore.WithKeyPairs(key),
-		dynamostore.WithLogger(log),
-		dynamostore.WithCleanupInterval(interval),
-		dynamostore.WithReaperSegments(o.segments),
-		dynamostore.WithReaperRate(o.readRate, o.writeRate),
-		dynamostore.WithReaperPageSize(o.pageSize),
-		dynamostore.WithReaperBatchDelete(o.batch),
-		dynamostore.WithReaperLease(o.lease),
-		dynamostore.WithReaperLeaseDuration(o.leaseFor),
-		dynamostore.WithReapHook(func(st dynamostore.ReapStats, err error) { report(stdout, st, err) }),
-	)
+	backend, err := dynamostore.NewDynamoDBBackend(client, o.table, true)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	if err := seed(ctx, backend, o, stdout); err != nil {
+		return err
+	}
 
+	opts := o.reaperOptions()
+	opts.Logger = slog.New(slog.NewTextHandler(stderr, nil)) // lease warnings
 	if o.once {
-		_, err := store.Reap(ctx)
+		st, err := backend.Reap(ctx, opts)
+		report(stdout, st, err)
 		return err
 	}
 	fmt.Fprintf(stdout, "reaping every %v or so; Ctrl-C stops\n", o.interval)
-	<-ctx.Done()
-	return nil
+	return reapEvery(ctx, backend, opts, stdout)
+}
+
+// reapEvery runs a pass now and then one every opts.Interval or so (see
+// jitter) until ctx is done, printing each pass's statistics. A pass that
+// fails is tried again at the next interval, except one that fails on its
+// options, which would fail every time: reapEvery returns its error.
+func reapEvery(ctx context.Context, backend dynamostore.Backend, opts dynamostore.ReaperOptions, stdout io.Writer) error {
+	for {
+		st, err := backend.Reap(ctx, opts)
+		if ctx.Err() != nil {
+			return nil
+		}
+		report(stdout, st, err)
+		if errors.Is(err, dynamostore.ErrInvalidOption) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(jitter(opts.Interval)):
+		}
+	}
+}
+
+// jitter returns d spread uniformly over [d/2, 3d/2), so that a fleet
+// started together does not scan together.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + mathrand.N(d)
 }
 
 // seed writes o.seedExpired sessions that expired an hour ago and
-// o.seedLive live ones, through a Store whose clock is set back for the
-// expired ones.
-func seed(ctx context.Context, client *dynamodb.Client, o options, key []byte, stdout io.Writer) error {
-	write := func(n int, clock func() time.Time) error {
-		if n == 0 {
-			return nil
-		}
-		s, err := dynamostore.NewStore(ctx, o.table,
-			dynamostore.WithClient(client),
-			dynamostore.WithKeyPairs(key),
-			dynamostore.WithCleanupInterval(0),
-			dynamostore.WithTTL(time.Hour),
-			dynamostore.WithClock(clock),
-		)
-		if err != nil {
-			return err
-		}
-		defer s.Close()
+// o.seedLive that expire in an hour, through the backend: rows such as a
+// Store with a one-hour TTL writes, for sessions with random IDs.
+func seed(ctx context.Context, backend dynamostore.Backend, o options, stdout io.Writer) error {
+	write := func(n int, written time.Time) error {
 		for i := range n {
-			r, err := http.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
+			data, err := dynamostore.GobSerializer{}.Serialize(map[any]any{"n": i})
 			if err != nil {
-				return err
+				return fmt.Errorf("encoding session %d: %w", i, err)
 			}
-			sess, err := s.New(r, "seed")
-			if err != nil {
-				return err
+			rec := dynamostore.Record{
+				Key:      tableschema.StorageKey(rand.Text()),
+				Data:     data,
+				Expires:  written.Add(time.Hour),
+				Modified: written,
 			}
-			sess.Values["n"] = i
-			if err := s.Save(r, httptest.NewRecorder(), sess); err != nil {
+			if err := backend.Create(ctx, rec); err != nil {
 				return fmt.Errorf("writing session %d: %w", i, err)
 			}
 		}
 		return nil
 	}
-	twoHoursAgo := func() time.Time { return time.Now().Add(-2 * time.Hour) }
-	if err := write(o.seedExpired, twoHoursAgo); err != nil {
+	now := time.Now()
+	if err := write(o.seedExpired, now.Add(-2*time.Hour)); err != nil {
 		return err
 	}
-	if err := write(o.seedLive, time.Now); err != nil {
+	if err := write(o.seedLive, now); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %d expired and %d live sessions to %s\n", o.seedExpired, o.seedLive, o.table)
@@ -216,7 +232,7 @@ func report(w io.Writer, st dynamostore.ReapStats, err error) {
 		return
 	}
 	if st.SkippedByLease {
-		fmt.Fprintln(w, "pass skipped: another Store holds the reaper lease, or a pass ran less than an interval ago")
+		fmt.Fprintln(w, "pass skipped: another instance holds the reaper lease, or a pass ran less than an interval ago")
 		return
 	}
 	fmt.Fprintf(w, "pass: scanned %d, deleted %d, kept %d refreshed; %d pages over %d segments; "+

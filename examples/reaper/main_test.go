@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"io"
@@ -15,8 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/dynamostore/dynamostore"
 	"github.com/dynamostore/dynamostore/internal/dbtest"
+	"github.com/dynamostore/dynamostore/internal/tableschema"
 )
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
@@ -78,7 +79,7 @@ func TestReap(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, item := range page.Items {
-					exp, ok := item[dynamostore.AttrExpires].(*types.AttributeValueMemberN)
+					exp, ok := item[tableschema.ExpiresAttr].(*types.AttributeValueMemberN)
 					if !ok {
 						continue // the lease item
 					}
@@ -100,6 +101,50 @@ func TestReap(t *testing.T) {
 	}
 }
 
+// TestReapEvery runs the example as a service: a first pass right away,
+// then one every interval or so, until its context ends.
+func TestReapEvery(t *testing.T) {
+	dbtest.RequireTTL(t) // -create-table enables TTL
+	client := dbtest.Client(t)
+	args := []string{"-endpoint", dbtest.Endpoint(t), "-table", dbtest.TableName(t, client), "-create-table",
+		"-seed", "5", "-seed-live", "0", "-lease=false", "-once=false", "-interval", "1s"}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out := passWriter{passes: make(chan string, 1)}
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx, args, noEnv, out, io.Discard) }()
+	for i := range 2 {
+		select {
+		case line := <-out.passes:
+			if !passLine.MatchString(line) {
+				t.Fatalf("pass %d: %q, want its statistics", i+1, line)
+			}
+		case err := <-errc:
+			t.Fatalf("run returned %v before pass %d", err, i+1)
+		case <-time.After(time.Minute):
+			t.Fatalf("no pass %d within a minute", i+1)
+		}
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("run after cancel = %v, want nil", err)
+	}
+}
+
+// passWriter stands in for stdout and sends the lines about passes to
+// passes, dropping those nobody waits for.
+type passWriter struct{ passes chan string }
+
+func (w passWriter) Write(p []byte) (int, error) {
+	if line := string(p); strings.HasPrefix(line, "pass") {
+		select {
+		case w.passes <- line:
+		default:
+		}
+	}
+	return len(p), nil
+}
+
 func TestFlags(t *testing.T) {
 	dbtest.RequireTTL(t) // -create-table enables TTL
 	tests := []struct {
@@ -111,6 +156,8 @@ func TestFlags(t *testing.T) {
 		{[]string{"-page-size", "-1"}, "page size"},
 		{[]string{"-lease-duration", "10ms"}, "lease duration"},
 		{[]string{"-seed", "-1"}, "-seed"},
+		{[]string{"-once=false", "-interval", "500ms"}, "-interval"},
+		{[]string{"-once=false", "-interval", "1s", "-read-rate", "-1"}, "rate"},
 		{[]string{"extra"}, "unexpected argument"},
 	}
 	for _, tt := range tests {

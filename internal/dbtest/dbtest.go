@@ -164,6 +164,20 @@ func Endpoint(tb testing.TB) string {
 	return endpoint
 }
 
+// Start is Endpoint for code that has no testing.TB, such as runnable
+// examples: it returns the endpoint, setting it up on the first call (and
+// so setting DYNAMODB_ENDPOINT), or the reason there is none.
+func Start() (string, error) {
+	if !inMain.Load() {
+		if ep := os.Getenv(EndpointEnv); ep != "" {
+			return ep, nil
+		}
+		return "", fmt.Errorf("dbtest: no DynamoDB endpoint: call dbtest.Main from TestMain or set %s", EndpointEnv)
+	}
+	setUpOnce.Do(setUp)
+	return endpoint, setUpErr
+}
+
 // Client returns a DynamoDB client for Endpoint (so it sets the database
 // up on first use, and fails the test when there is none), in region
 // us-east-1 with the static credentials "local"/"local", with optFns
