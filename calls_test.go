@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/dynamostore/dynamostore/internal/ddbmeter"
+	"github.com/dynamostore/dynamostore/internal/gobwire"
 	"github.com/gorilla/sessions"
 )
 
@@ -354,7 +355,7 @@ func TestUnchangedSaveOfManyKeysMakesNoCall(t *testing.T) {
 	for i := range 8 {
 		values[fmt.Sprintf("k%d", i)] = i
 	}
-	if _, fast, _ := gobFastEncode(values); fast {
+	if _, fast, _ := gobwire.Encode(values, nil); fast {
 		t.Fatal("the values must go through encoding/gob")
 	}
 	_, c := create(t, x.store, values)

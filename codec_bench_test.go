@@ -1,19 +1,12 @@
 package dynamostore
 
 // Benchmarks of the store's CPU-only parts: serializers (gob, JSON), the
-// cookie's ID codec, the storage key, and compression of large sessions
-// (gzip from the standard library, which the store uses, next to zstd from
-// github.com/klauspost/compress, which only these benchmarks import).
+// cookie's ID codec, the storage key, and compression of large sessions.
 
 import (
-	"bytes"
-	"compress/gzip"
 	"fmt"
-	"io"
 	"testing"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // BenchmarkSerializer encodes and decodes the reference session with each
@@ -123,106 +116,15 @@ func BenchmarkIDCodec(b *testing.B) {
 	})
 }
 
-// compressor is one compression algorithm and level under comparison.
-type compressor struct {
-	name       string
-	compress   func(dst *bytes.Buffer, src []byte) error
-	decompress func(src []byte) ([]byte, error)
-}
-
-// gzipCompressor reuses one writer and one reader, as CompressedSerializer
-// does through its pools.
-func gzipCompressor(b *testing.B, name string, level int) compressor {
-	zw, err := gzip.NewWriterLevel(io.Discard, level)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var zr gzip.Reader
-	return compressor{
-		name: "gzip-" + name,
-		compress: func(dst *bytes.Buffer, src []byte) error {
-			zw.Reset(dst)
-			if _, err := zw.Write(src); err != nil {
-				return err
-			}
-			return zw.Close()
-		},
-		decompress: func(src []byte) ([]byte, error) {
-			if err := zr.Reset(bytes.NewReader(src)); err != nil {
-				return nil, err
-			}
-			var out bytes.Buffer
-			out.Grow(4 * len(src))
-			_, err := io.Copy(&out, &zr)
-			return out.Bytes(), err
-		},
-	}
-}
-
-// zstdCompressor reuses one encoder and decoder, as zstd is meant to be
-// used (EncodeAll and DecodeAll are safe for concurrent use).
-func zstdCompressor(b *testing.B, level zstd.EncoderLevel) compressor {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1))
-	if err != nil {
-		b.Fatal(err)
-	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = enc.Close(); dec.Close() })
-	return compressor{
-		name: "zstd-" + level.String(),
-		compress: func(dst *bytes.Buffer, src []byte) error {
-			dst.Write(enc.EncodeAll(src, dst.AvailableBuffer()))
-			return nil
-		},
-		decompress: func(src []byte) ([]byte, error) { return dec.DecodeAll(src, nil) },
-	}
-}
-
-// BenchmarkCompression compares gzip and zstd levels on 10 KB and 100 KB
-// sessions (gob), reporting the compressed size, and the store's own
-// CompressedSerializer (gzip, fastest level, pooled writers) end to end.
+// BenchmarkCompression measures the store's compressing Serializer
+// (gzip, fastest level, pooled writers) end to end on 10 KB and 100 KB
+// sessions, next to plain gob. internal/compressbench compares gzip and
+// zstd levels on the same data.
 func BenchmarkCompression(b *testing.B) {
 	for _, size := range []int{10 << 10, 100 << 10} {
 		data, err := GobSerializer{}.Serialize(largeSession(size))
 		if err != nil {
 			b.Fatal(err)
-		}
-		for _, c := range []compressor{
-			gzipCompressor(b, "fastest", gzip.BestSpeed),
-			gzipCompressor(b, "default", gzip.DefaultCompression),
-			zstdCompressor(b, zstd.SpeedFastest),
-			zstdCompressor(b, zstd.SpeedDefault),
-		} {
-			var packed bytes.Buffer
-			if err := c.compress(&packed, data); err != nil {
-				b.Fatal(err)
-			}
-			prefix := fmt.Sprintf("size=%dKB/alg=%s", size>>10, c.name)
-			b.Run(prefix+"/op=compress", func(b *testing.B) {
-				b.ReportAllocs()
-				b.SetBytes(int64(len(data)))
-				var buf bytes.Buffer
-				for range b.N {
-					buf.Reset()
-					if err := c.compress(&buf, data); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(packed.Len()), "bytes")
-				b.ReportMetric(float64(len(data))/float64(packed.Len()), "ratio")
-			})
-			b.Run(prefix+"/op=decompress", func(b *testing.B) {
-				b.ReportAllocs()
-				b.SetBytes(int64(len(data)))
-				for range b.N {
-					if _, err := c.decompress(packed.Bytes()); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
 		}
 		values := largeSession(size)
 		cs := newCompressed(nil, 4096)

@@ -2,7 +2,16 @@ package dynamostore
 
 import (
 	"encoding/json"
+	"fmt"
+	"go/ast"
+	"go/importer"
+	"go/parser"
+	"go/token"
+	"go/types"
+	"io"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -291,5 +300,319 @@ func TestDocsSnippets(t *testing.T) {
 	}
 	if snippets == 0 {
 		t.Errorf("no YAML or HCL snippet found in docs/*.md")
+	}
+}
+
+// snippetDocs are the documents whose Go snippets TestDocsGoSnippets
+// compiles.
+var snippetDocs = []string{
+	"README.md",
+	"docs/MIGRATION.md",
+	"docs/MULTI_REGION.md",
+	"docs/OBSERVABILITY.md",
+	"docs/EXPIRY.md",
+	"docs/EXAMPLE.md",
+}
+
+// notCompiled, as the last non-blank line before a ```go fence, leaves the
+// snippet out: code of the API before a change, or that needs a module this
+// one does not require. The comment should say why.
+const notCompiled = "<!-- not compiled"
+
+// snippetImports are the packages a snippet that is not a whole file may use
+// without importing them, by the name it uses them under.
+var snippetImports = map[string]string{
+	"aws":          "github.com/aws/aws-sdk-go-v2/aws",
+	"awshttp":      "github.com/aws/aws-sdk-go-v2/aws/transport/http",
+	"base64":       "encoding/base64",
+	"config":       "github.com/aws/aws-sdk-go-v2/config",
+	"context":      "context",
+	"credentials":  "github.com/aws/aws-sdk-go-v2/credentials",
+	"dynamodb":     "github.com/aws/aws-sdk-go-v2/service/dynamodb",
+	"dynamostore":  "github.com/dynamostore/dynamostore",
+	"errors":       "errors",
+	"expvar":       "expvar",
+	"fmt":          "fmt",
+	"gzip":         "compress/gzip",
+	"http":         "net/http",
+	"log":          "log",
+	"os":           "os",
+	"retry":        "github.com/aws/aws-sdk-go-v2/aws/retry",
+	"securecookie": "github.com/gorilla/securecookie",
+	"sessions":     "github.com/gorilla/sessions",
+	"sha256":       "crypto/sha256",
+	"sync":         "sync",
+	"slog":         "log/slog",
+	"time":         "time",
+	"types":        "github.com/aws/aws-sdk-go-v2/service/dynamodb/types",
+}
+
+// snippetVars are the variables a snippet that is not a whole file may use
+// without declaring them, as a reader of the document would have them.
+const snippetVars = `
+var (
+	ctx               = context.Background()
+	hashKey, blockKey []byte
+	cfg               aws.Config
+	client            *dynamodb.Client
+	store             *dynamostore.Store
+	oldStore          sessions.Store
+	w                 http.ResponseWriter
+	r                 *http.Request
+	sessionID, owner  string
+)
+`
+
+// goSnippet is one ```go block of a document.
+type goSnippet struct {
+	doc  string
+	line int // of the first line of code
+	code string
+}
+
+// goSnippets returns the ```go blocks of the document, but those marked
+// notCompiled.
+func goSnippets(t *testing.T, doc string) []goSnippet {
+	t.Helper()
+	b, err := os.ReadFile(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	var snippets []goSnippet
+	prev := "" // the last non-blank line outside a block
+	for i := 0; i < len(lines); i++ {
+		fence := strings.TrimSpace(lines[i])
+		if fence != "```go" {
+			if fence != "" {
+				prev = fence
+			}
+			continue
+		}
+		indent := lines[i][:strings.Index(lines[i], "```")]
+		start := i + 1
+		var code []string
+		for i++; i < len(lines) && strings.TrimSpace(lines[i]) != "```"; i++ {
+			code = append(code, strings.TrimPrefix(lines[i], indent))
+		}
+		if !strings.HasPrefix(prev, notCompiled) {
+			snippets = append(snippets, goSnippet{doc, start + 1, strings.Join(code, "\n")})
+		}
+		prev = ""
+	}
+	return snippets
+}
+
+// snippetFiles parses a snippet into the files of a package to type-check:
+// a whole file (one that starts with a package clause) as it is; otherwise
+// declarations, or failing that statements wrapped in a function, in a file
+// that imports snippetImports, next to one that declares snippetVars.
+func snippetFiles(fset *token.FileSet, s goSnippet) ([]*ast.File, error) {
+	pos := fmt.Sprintf("//line %s:%d\n", s.doc, s.line)
+	if strings.HasPrefix(strings.TrimSpace(s.code), "package ") {
+		f, err := parser.ParseFile(fset, "snippet.go", pos+s.code, 0)
+		return []*ast.File{f}, err
+	}
+	var imports strings.Builder
+	imports.WriteString("package snippet\n\nimport (\n")
+	for _, name := range slices.Sorted(maps.Keys(snippetImports)) {
+		fmt.Fprintf(&imports, "\t%s %q\n", name, snippetImports[name])
+	}
+	imports.WriteString(")\n\n")
+	vars, err := parser.ParseFile(fset, "snippet_vars.go", imports.String()+snippetVars, 0)
+	if err != nil {
+		return nil, err
+	}
+	f, err := parser.ParseFile(fset, "snippet.go", imports.String()+pos+s.code+"\n", 0)
+	if err != nil {
+		f, err = parser.ParseFile(fset, "snippet.go", imports.String()+"func _() {\n"+pos+s.code+"\n}\n", 0)
+	}
+	return []*ast.File{vars, f}, err
+}
+
+// exportData returns the export data files of paths and their
+// dependencies, by import path, as the go command builds them.
+func exportData(t *testing.T, paths []string) map[string]string {
+	t.Helper()
+	args := append([]string{"list", "-export", "-deps", "-f", "{{if .Export}}{{.ImportPath}}={{.Export}}{{end}}"}, paths...)
+	cmd := exec.Command("go", args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -export: %v\n%s", err, stderr.String())
+	}
+	files := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if path, file, ok := strings.Cut(line, "="); ok {
+			files[path] = file
+		}
+	}
+	return files
+}
+
+// TestDocsGoSnippets type-checks the Go snippets of the documents against
+// this module's packages, as the compiler would, so that none shows an
+// option, a type or a signature the package does not have. Snippets that
+// are not whole files may leave variables and imports unused.
+func TestDocsGoSnippets(t *testing.T) {
+	fset := token.NewFileSet()
+	type pkg struct {
+		s     goSnippet
+		files []*ast.File
+	}
+	var pkgs []pkg
+	paths := map[string]bool{}
+	for _, doc := range snippetDocs {
+		snippets := goSnippets(t, doc)
+		if len(snippets) == 0 && (doc == "README.md" || doc == "docs/MIGRATION.md") {
+			t.Errorf("%s: no Go snippet to compile", doc)
+		}
+		for _, s := range snippets {
+			files, err := snippetFiles(fset, s)
+			if err != nil {
+				t.Errorf("%v", err)
+				continue
+			}
+			for _, f := range files {
+				for _, imp := range f.Imports {
+					paths[strings.Trim(imp.Path.Value, `"`)] = true
+				}
+			}
+			pkgs = append(pkgs, pkg{s, files})
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	exports := exportData(t, slices.Sorted(maps.Keys(paths)))
+	imp := importer.ForCompiler(fset, "gc", func(path string) (io.ReadCloser, error) {
+		file, ok := exports[path]
+		if !ok {
+			return nil, fmt.Errorf("no export data for %q (is it required by go.mod?)", path)
+		}
+		return os.Open(file)
+	})
+	for _, p := range pkgs {
+		whole := len(p.files) == 1
+		conf := types.Config{
+			Importer: imp,
+			Error: func(err error) {
+				te, ok := err.(types.Error)
+				if ok && !whole && te.Soft && strings.Contains(te.Msg, "and not used") {
+					return
+				}
+				t.Errorf("snippet at %s:%d: %v", p.s.doc, p.s.line, err)
+			},
+		}
+		_, _ = conf.Check("snippet", fset, p.files, nil)
+	}
+}
+
+// readmeSection returns the part of README.md from the heading line
+// heading up to the next heading of the same or a higher level.
+func readmeSection(t *testing.T, heading string) string {
+	t.Helper()
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	level := strings.SplitN(heading, " ", 2)[0]
+	next := regexp.MustCompile(`(?m)^#{1,` + fmt.Sprint(len(level)) + `} `)
+	return section(t, string(b), regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(heading)+`\s*$`), next)
+}
+
+// tableNames returns the names in backquotes in the first column of the
+// Markdown table rows of text.
+func tableNames(text string) []string {
+	var names []string
+	name := regexp.MustCompile("`([A-Za-z][A-Za-z.]*)")
+	for _, line := range strings.Split(text, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 3 || !strings.HasPrefix(strings.TrimSpace(line), "|") {
+			continue
+		}
+		for _, m := range name.FindAllStringSubmatch(cells[1], -1) {
+			names = append(names, m[1])
+		}
+	}
+	return sortedSet(names)
+}
+
+// exportedOptions returns the names of the package's functions that
+// return an Option.
+func exportedOptions(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	var names []string
+	for _, file := range files {
+		if strings.HasSuffix(file, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, file, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			fn, ok := d.(*ast.FuncDecl)
+			if !ok || fn.Recv != nil || !fn.Name.IsExported() || fn.Type.Results == nil || len(fn.Type.Results.List) != 1 {
+				continue
+			}
+			if id, ok := fn.Type.Results.List[0].Type.(*ast.Ident); ok && id.Name == "Option" {
+				names = append(names, fn.Name.Name)
+			}
+		}
+	}
+	return sortedSet(names)
+}
+
+// exportedFields returns the names of the exported fields of T.
+func exportedFields[T any]() []string {
+	var names []string
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[T]()) {
+		if f.IsExported() {
+			names = append(names, f.Name)
+		}
+	}
+	return sortedSet(names)
+}
+
+// TestReadmeOptions checks the README's tables of options: every Option
+// the package exports, every field of ReaperOptions and TableOptions, and
+// nothing else; and every option of connect-dynamodb-session, whose
+// counterparts the tables give.
+func TestReadmeOptions(t *testing.T) {
+	options := readmeSection(t, "## Options")
+	var listed []string
+	for _, n := range tableNames(options[:strings.Index(options, "\n### ")]) {
+		if strings.HasPrefix(n, "With") {
+			listed = append(listed, n)
+		}
+	}
+	if want := exportedOptions(t); !slices.Equal(listed, want) {
+		t.Errorf("README's options table lists %q; the package's options are %q", listed, want)
+	}
+	for _, c := range []struct {
+		heading string
+		fields  []string
+	}{
+		{"### ReaperOptions", exportedFields[ReaperOptions]()},
+		{"### TableOptions", exportedFields[TableOptions]()},
+	} {
+		if got := tableNames(readmeSection(t, c.heading)); !slices.Equal(got, c.fields) {
+			t.Errorf("README's %s table lists %q; the fields are %q", c.heading, got, c.fields)
+		}
+	}
+	// The options of connect-dynamodb-session, as its README lists them.
+	for _, node := range []string{"tableName", "region", "endpoint", "awsClient", "client", "ttl",
+		"cleanupInterval", "touchAfter", "autoCreate", "readCapacity", "writeCapacity",
+		"consistentRead", "err", "log"} {
+		if !strings.Contains(options, "`"+node+"`") {
+			t.Errorf("README's options do not say what connect-dynamodb-session's %s becomes", node)
+		}
 	}
 }

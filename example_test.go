@@ -325,3 +325,177 @@ func ExampleStore_Regenerate() {
 	// new cookie: ada 1 book
 	// old cookie is new session: true
 }
+
+// A handler with the Store: Get loads the session (one GetItem), Save
+// writes it back (no call at all when nothing changed). Every DynamoDB call
+// uses the request's context, so its deadline bounds the request.
+func Example() {
+	ctx := context.Background()
+	store, err := dynamostore.NewStore(ctx, "sessions",
+		dynamostore.WithKeyPairs(hashKey), // 32 random bytes, kept secret
+		dynamostore.WithAutoCreate(dynamostore.TableOptions{OnDemand: true}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		sess, err := store.Get(r, "session")
+		if err != nil && !errors.Is(err, dynamostore.ErrInvalidCookie) && !errors.Is(err, dynamostore.ErrDecode) {
+			// DynamoDB is unavailable: the session returned is a fresh
+			// one, and Save would refuse it.
+			log.Printf("loading session: %v", err)
+			http.Error(w, "session unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		sess.Values["visits"] = visits(sess) + 1
+		if err := sess.Save(r, w); err != nil {
+			log.Printf("saving session: %v", err)
+			http.Error(w, "session unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "visit %d\n", visits(sess))
+	})
+}
+
+// Get and Save through the plain sessions.Store interface: the second
+// request, carrying the cookie of the first, sees what it saved.
+func ExampleStore_Get() {
+	store, done := localStore(dynamostore.WithKeyPairs(hashKey))
+	defer done()
+
+	cookie := saveSession(store, map[string]any{"visits": 1})
+	sess, err := loadSession(store, cookie)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("visits:", sess.Values["visits"], "new:", sess.IsNew)
+	// Output: visits: 1 new: false
+}
+
+// Flash messages (gorilla's AddFlash and Flashes) live in the session
+// until read: the request that reads them must save the session.
+func ExampleStore_Save_flashes() {
+	store, done := localStore(dynamostore.WithKeyPairs(hashKey))
+	defer done()
+
+	r := httptest.NewRequest(http.MethodPost, "/settings", nil)
+	sess, _ := store.Get(r, "session")
+	sess.AddFlash("Settings saved")
+	w := httptest.NewRecorder()
+	if err := sess.Save(r, w); err != nil {
+		log.Fatal(err)
+	}
+	cookie := w.Result().Cookies()[0]
+
+	for range 2 {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.AddCookie(cookie)
+		sess, _ := store.Get(r, "session")
+		fmt.Println("flashes:", sess.Flashes())
+		if err := sess.Save(r, httptest.NewRecorder()); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Output:
+	// flashes: [Settings saved]
+	// flashes: []
+}
+
+// Delete at sign-out removes the session's row and expires its cookie: a
+// copy of the old cookie loads nothing afterwards.
+func ExampleStore_Delete() {
+	store, done := localStore(dynamostore.WithKeyPairs(hashKey))
+	defer done()
+	cookie := saveSession(store, map[string]any{"user": "ada"})
+
+	r := httptest.NewRequest(http.MethodPost, "/sign-out", nil)
+	r.AddCookie(cookie)
+	sess, _ := store.Get(r, "session")
+	w := httptest.NewRecorder()
+	if err := store.Delete(r, w, sess); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("cookie MaxAge:", w.Result().Cookies()[0].MaxAge)
+
+	sess, _ = loadSession(store, cookie)
+	fmt.Println("old cookie is new session:", sess.IsNew)
+	// Output:
+	// cookie MaxAge: -1
+	// old cookie is new session: true
+}
+
+// SetOwner at sign-in records whose session it is; RevokeOwner later ends
+// every session of that user, on every device, after a password change
+// say. It needs the owner index (TableOptions.OwnerIndex).
+func ExampleStore_RevokeOwner() {
+	store, done := localStore(dynamostore.WithKeyPairs(hashKey),
+		dynamostore.WithAutoCreate(dynamostore.TableOptions{OnDemand: true, OwnerIndex: true}))
+	defer done()
+
+	signIn := func(user string) *http.Cookie {
+		r := httptest.NewRequest(http.MethodPost, "/sign-in", nil)
+		sess, _ := store.Get(r, "session")
+		sess.Values["user"] = user
+		store.SetOwner(r, sess, user)
+		w := httptest.NewRecorder()
+		if err := sess.Save(r, w); err != nil {
+			log.Fatal(err)
+		}
+		return w.Result().Cookies()[0]
+	}
+	laptop, phone, other := signIn("ada"), signIn("ada"), signIn("grace")
+
+	n, err := store.RevokeOwner(context.Background(), "ada")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("revoked:", n)
+	for _, c := range []*http.Cookie{laptop, phone, other} {
+		sess, _ := loadSession(store, c)
+		fmt.Println("signed in:", !sess.IsNew)
+	}
+	// Output:
+	// revoked: 2
+	// signed in: false
+	// signed in: false
+	// signed in: true
+}
+
+// EnsureTable creates the session table (on-demand billing here, with the
+// owner index), waits until it is active and turns DynamoDB's TTL on. It is
+// safe to run at every deploy: an existing table is only checked.
+func ExampleEnsureTable() {
+	ctx := context.Background()
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = dynamostore.EnsureTable(ctx, dynamodb.NewFromConfig(cfg), "sessions",
+		dynamostore.TableOptions{OnDemand: true, OwnerIndex: true})
+	if errors.Is(err, dynamostore.ErrInvalidOption) {
+		log.Fatalf("the table cannot hold sessions: %v", err) // the message says how to fix it
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// How a handler tells the errors of a load apart: a cookie that does not
+// verify, or a row that cannot be decoded, comes with a fresh session to
+// use; any other error means DynamoDB did not answer.
+func ExampleStore_New_errors() {
+	store, done := localStore(dynamostore.WithKeyPairs(hashKey))
+	defer done()
+
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.AddCookie(&http.Cookie{Name: "session", Value: "forged"})
+	sess, err := store.Get(r, "session")
+	switch {
+	case errors.Is(err, dynamostore.ErrInvalidCookie), errors.Is(err, dynamostore.ErrDecode):
+		fmt.Println("fresh session:", sess.IsNew)
+	case err != nil:
+		fmt.Println("answer 503 and retry later")
+	}
+	// Output: fresh session: true
+}

@@ -12,8 +12,6 @@ require (
 	github.com/aws/smithy-go v1.28.9
 	github.com/gorilla/securecookie v1.1.2
 	github.com/gorilla/sessions v1.4.0
-	github.com/klauspost/compress v1.19.2
-	go.uber.org/goleak v1.3.0
 )
 
 require (

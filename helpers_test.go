@@ -18,9 +18,6 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if history := os.Getenv(gobHistoryEnv); history != "" {
-		os.Exit(gobChild(history)) // a child process of TestGobEncodingIsTheSameInEveryProcess
-	}
 	os.Exit(dbtest.Main(m))
 }
 

@@ -10,6 +10,8 @@ import (
 	"io"
 	"sort"
 	"sync"
+
+	"github.com/dynamostore/dynamostore/internal/gobwire"
 )
 
 // Serializer turns a session's Values into bytes and back. The Store's
@@ -63,18 +65,24 @@ func (GobSerializer) serializeReusing(values map[any]any, stored []byte) ([]byte
 	if len(values) == 0 {
 		return nil, nil
 	}
-	if data, ok, err := gobFastEncodeReusing(values, stored); err != nil || ok {
-		return data, err
+	data, ok, err := gobwire.Encode(values, stored)
+	if err != nil {
+		return nil, gobError(err)
+	}
+	if ok {
+		return data, nil
 	}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(values); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrEncode, describeEncodeFailure(values, err))
 	}
-	data, err := gobCanonicalize(buf.Bytes())
+	data, err = gobwire.Canonicalize(buf.Bytes())
 	switch {
-	case errors.Is(err, errGobUnsupported):
+	case errors.Is(err, gobwire.ErrUnsupported):
 		return buf.Bytes(), nil // valid, though not canonical
 	case err != nil:
+		// What encoding/gob just wrote cannot be rewritten (nested too
+		// deeply, say): an encoding failure, whatever gobwire calls it.
 		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
 	}
 	return data, nil
@@ -92,7 +100,7 @@ func (GobSerializer) Deserialize(data []byte, values map[any]any) (err error) {
 			err = fmt.Errorf("%w: gob: %v", ErrDecode, p)
 		}
 	}()
-	if gobFastDecode(data, values) {
+	if gobwire.Decode(data, values) {
 		return nil
 	}
 	return gobDecode(data, values)
@@ -102,11 +110,21 @@ func (GobSerializer) Deserialize(data []byte, values map[any]any) (err error) {
 // holds the same values when its canonical encoding is data. A canonical
 // stored row that differs holds other values, and needs no rewriting.
 func (GobSerializer) sameValues(data, stored []byte) bool {
-	if gobCanonical(stored) {
+	if gobwire.Canonical(stored) {
 		return false
 	}
-	canon, err := gobCanonicalize(stored)
+	canon, err := gobwire.Canonicalize(stored)
 	return err == nil && bytes.Equal(canon, data)
+}
+
+// gobError wraps an error of package gobwire in the sentinel it stands
+// for: ErrDecode for a corrupt stream, ErrEncode for values nested too
+// deeply.
+func gobError(err error) error {
+	if errors.Is(err, gobwire.ErrCorrupt) {
+		return fmt.Errorf("%w: %w", ErrDecode, err)
+	}
+	return fmt.Errorf("%w: %w", ErrEncode, err)
 }
 
 // gobDecode decodes data into values with encoding/gob.

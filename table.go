@@ -32,7 +32,8 @@ const (
 )
 
 // TableOptions says how EnsureTable creates a missing table. It never
-// changes a table that exists, beyond enabling TTL.
+// changes a table that exists, beyond enabling TTL and, with OwnerIndex,
+// adding the owner index.
 type TableOptions struct {
 	// OnDemand creates the table with PAY_PER_REQUEST billing instead of
 	// provisioned capacity. Default false.

@@ -44,8 +44,8 @@ resource "aws_iam_policy" "session_store" {
   })
 }
 
-# For whatever runs the reaper: the application itself unless it uses
-# WithCleanupInterval(0), or a scheduled job calling Store.Reap.
+# For whatever runs the reaper: the application itself unless its
+# ReaperOptions.Interval is negative, or a scheduled job calling Reap.
 resource "aws_iam_policy" "session_reaper" {
   name_prefix = "dynamostore-reaper-"
   description = "dynamostore reaper on the session table"

@@ -1,4 +1,4 @@
-package dynamostore
+package gobwire
 
 import (
 	"bufio"
@@ -6,6 +6,7 @@ import (
 	"encoding/gob"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"slices"
@@ -14,18 +15,25 @@ import (
 	"time"
 )
 
-// gobHistoryEnv, when set, makes the test binary a child process that
-// first gives encoding/gob the history it names, then prints the encoding
-// of every case (see gobChild).
-const gobHistoryEnv = "DYNAMOSTORE_GOB_HISTORY"
+// historyEnv, when set, makes the test binary a child process that first
+// gives encoding/gob the history it names, then prints the encoding of
+// every case (see child).
+const historyEnv = "DYNAMOSTORE_GOB_HISTORY"
 
-// gobHistories are what a process may have encoded before a session:
+func TestMain(m *testing.M) {
+	if history := os.Getenv(historyEnv); history != "" {
+		os.Exit(child(history)) // a child process of TestEncodingIsTheSameInEveryProcess
+	}
+	os.Exit(m.Run())
+}
+
+// histories are what a process may have encoded before a session:
 // encoding/gob numbers types in the order a process first sends them, so
 // each history gives the session's types other IDs.
-var gobHistories = map[string]func(){
+var histories = map[string]func(){
 	"none": func() {},
 	"structs first": func() {
-		for _, v := range []any{gobPoint{}, map[string]int{}, []string{}, struct{ A, B int }{}} {
+		for _, v := range []any{point{}, map[string]int{}, []string{}, struct{ A, B int }{}} {
 			_ = gob.NewEncoder(&bytes.Buffer{}).Encode(v)
 		}
 	},
@@ -36,13 +44,13 @@ var gobHistories = map[string]func(){
 	},
 }
 
-// gobProcessCases are the sessions compared across processes.
-func gobProcessCases() map[string]map[any]any {
+// processCases are the sessions compared across processes.
+func processCases() map[string]map[any]any {
 	cases := map[string]map[any]any{}
-	for name, v := range fastGobCases {
+	for name, v := range fastCases {
 		cases["fast "+name] = v
 	}
-	for name, v := range slowGobCases {
+	for name, v := range slowCases {
 		if name != "nan keys" {
 			cases["slow "+name] = v
 		}
@@ -50,18 +58,18 @@ func gobProcessCases() map[string]map[any]any {
 	return cases
 }
 
-// gobChild gives encoding/gob the history named, then prints one line per
+// child gives encoding/gob the history named, then prints one line per
 // case: its name, a tab, and its encoding in hex.
-func gobChild(history string) int {
-	h, ok := gobHistories[history]
+func child(history string) int {
+	h, ok := histories[history]
 	if !ok {
 		fmt.Fprintln(os.Stderr, "unknown history", history)
 		return 2
 	}
 	h()
 	out := bufio.NewWriter(os.Stdout)
-	for name, values := range gobProcessCases() {
-		data, err := GobSerializer{}.Serialize(values)
+	for name, values := range processCases() {
+		data, err := encode(values)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, name, err)
 			return 1
@@ -74,29 +82,22 @@ func gobChild(history string) int {
 	return 0
 }
 
-// TestGobEncodingIsTheSameInEveryProcess encodes every case in processes
+// TestEncodingIsTheSameInEveryProcess encodes every case in processes
 // with different gob histories and checks that they all write the same
 // bytes as this process, which encoded much else before.
-func TestGobEncodingIsTheSameInEveryProcess(t *testing.T) {
+func TestEncodingIsTheSameInEveryProcess(t *testing.T) {
 	want := map[string]string{}
-	for name, values := range gobProcessCases() {
-		data, err := GobSerializer{}.Serialize(values)
+	for name, values := range processCases() {
+		data, err := encode(values)
 		if err != nil {
 			t.Fatal(name, err)
 		}
 		want[name] = hex.EncodeToString(data)
 	}
-	histories := slices.Sorted(func(yield func(string) bool) {
-		for h := range gobHistories {
-			if !yield(h) {
-				return
-			}
-		}
-	})
-	for _, history := range histories {
+	for _, history := range slices.Sorted(maps.Keys(histories)) {
 		t.Run(history, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), gobHistoryEnv+"="+history)
+			cmd.Env = append(os.Environ(), historyEnv+"="+history)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()
