@@ -6,16 +6,19 @@ import "errors"
 // error from the AWS SDK, so callers can match them with errors.Is.
 var (
 	// ErrInvalidOption is returned at construction only: by NewStore when
-	// an option is missing or out of range, by NewDynamoDBBackend for a
-	// nil client or an invalid table name, and by EnsureTable (so by NewStore with WithAutoCreate)
-	// when an existing table cannot serve the store: a wrong key schema,
-	// owner index or TTL attribute.
+	// an option is missing or out of range, by NewDynamoDBBackend for a nil
+	// client or an invalid table name, by NewCompressedSerializer for an
+	// invalid level, by a Backend's Reap for invalid ReaperOptions, and by
+	// EnsureTable (so by NewStore with WithAutoCreate) when an existing
+	// table cannot serve the store: a wrong key schema, owner index or TTL
+	// attribute.
 	ErrInvalidOption = errors.New("dynamostore: invalid option")
 
 	// ErrInvalidCookie is returned by Get and New when the session cookie is
-	// tampered with, signed with an unknown key, expired, oversized or
-	// malformed. The session returned with it is a fresh one, and no
-	// DynamoDB call was made.
+	// tampered with, signed with an unknown key, oversized or malformed
+	// (then no DynamoDB call is made), or signed longer ago than its
+	// session's lifetime (known from its row). The session returned with it
+	// is a fresh one.
 	ErrInvalidCookie = errors.New("dynamostore: invalid session cookie")
 
 	// ErrNotFound is returned by a Backend when no live record has the key.
