@@ -162,13 +162,16 @@ func (w *sweeper) segment(ctx context.Context, seg, total int) (ReapStats, error
 	if w.cfg.PageSize > 0 {
 		in.Limit = aws.Int32(int32(w.cfg.PageSize))
 	}
-	for {
+	// A page the reaper sends again after throttling is the same page: the
+	// paginator moves on only after a page it returned.
+	pages := dynamodb.NewScanPaginator(w.b.client, in)
+	for pages.HasMorePages() {
 		if err := w.reads.wait(ctx); err != nil {
 			return st, err
 		}
 		var page *dynamodb.ScanOutput
 		err := w.call(ctx, &st, func() (err error) {
-			page, err = w.b.client.Scan(ctx, in)
+			page, err = pages.NextPage(ctx)
 			return err
 		})
 		if err != nil {
@@ -202,11 +205,8 @@ func (w *sweeper) segment(ctx context.Context, seg, total int) (ReapStats, error
 				return st, err
 			}
 		}
-		if len(page.LastEvaluatedKey) == 0 {
-			return st, nil
-		}
-		in.ExclusiveStartKey = page.LastEvaluatedKey
 	}
+	return st, nil
 }
 
 // deleteEach deletes the rows one DeleteItem at a time, each conditioned on
