@@ -18,7 +18,10 @@ type Backend interface {
 	Get(ctx context.Context, key string, now time.Time) (Record, error)
 
 	// Create writes rec as a new record, or returns an error wrapping
-	// ErrExists when a record (live or not) has its key.
+	// ErrExists when a record (live or not) has its key. A record stored
+	// exactly as rec (the same call, retried after its answer was lost)
+	// may count as written: the Store creates every record under a fresh
+	// random key.
 	Create(ctx context.Context, rec Record) error
 
 	// Update replaces the Data, Expires and Modified of the live record
@@ -27,7 +30,8 @@ type Backend interface {
 	// and leaves anything else stored as it is. When there is no live
 	// record it returns an error wrapping ErrNotFound. When rec.Version is
 	// positive it also requires the stored version to be rec.Version-1 (or
-	// absent) and returns an error wrapping ErrConflict otherwise.
+	// absent), returning an error wrapping ErrConflict otherwise, and
+	// stores rec.Version as the new version.
 	Update(ctx context.Context, rec Record) error
 
 	// Touch sets only the expiry and last-written time of the live record
@@ -50,9 +54,12 @@ type Backend interface {
 	DeleteOwner(ctx context.Context, owner string) (int, error)
 
 	// Reap runs one reaper pass with opts: it deletes records that expired
-	// before the current time less opts' grace (ReaperOptions.Grace) and
-	// reports what it did. The Store's reaper goroutine and Store.Reap call
-	// it; so can a job that has no Store. A Backend may ignore the options
-	// that do not apply to it (the lease, segments, rates).
+	// before the current time less opts' grace (ReaperOptions.Grace: 0
+	// means 5 minutes, a negative grace none) and reports what it did. The
+	// Store's reaper goroutine and Store.Reap call it, one pass at a time,
+	// with options NewStore validated; so can a job that has no Store,
+	// which then gets an error wrapping ErrInvalidOption for options out of
+	// range. A Backend may ignore the options that do not apply to it (the
+	// lease, segments, rates).
 	Reap(ctx context.Context, opts ReaperOptions) (ReapStats, error)
 }

@@ -166,7 +166,7 @@ func (c *idCodec) signedAt(value string) (signed int64, ok bool) {
 func (c *idCodec) encode(name, id string) (string, error) {
 	v, err := securecookie.EncodeMulti(name, []byte(id), c.codecs...)
 	if err != nil {
-		return "", fmt.Errorf("dynamostore: signing session cookie: %w", err)
+		return "", fmt.Errorf("%w: signing the session cookie: %w", ErrEncode, err)
 	}
 	return v, nil
 }

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 )
 
 // dynamoAPI is the part of *dynamodb.Client that the DynamoDB backend uses,
@@ -363,7 +365,7 @@ func (b *dynamoBackend) readRefused(ctx context.Context, key string) (map[string
 	return out.Item, nil
 }
 
-// DeleteOwner implements Backend: it queries ownerIndexName for the
+// DeleteOwner implements Backend: it queries the owner index for the
 // owner's sessions, page by page, and deletes each. The index is eventually
 // consistent, so a session written a moment before may be missed; call it
 // again, or rely on the session's expiry, where that matters.
@@ -383,6 +385,10 @@ func (b *dynamoBackend) DeleteOwner(ctx context.Context, owner string) (int, err
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
+			var api smithy.APIError
+			if errors.As(err, &api) && api.ErrorCode() == "ValidationException" && strings.Contains(api.ErrorMessage(), "index") {
+				return n, fmt.Errorf("%w: table %s has no index %s (TableOptions.OwnerIndex adds it): %w", ErrUnsupported, *b.table, ownerIndexName, err)
+			}
 			return n, callError("Query", "querying sessions of an owner", err)
 		}
 		for _, item := range page.Items {

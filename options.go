@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -48,13 +49,26 @@ type settings struct {
 }
 
 // WithEndpoint overrides the DynamoDB endpoint of the client the Store
-// builds, for DynamoDB Local for instance ("http://127.0.0.1:8000").
-// Default: AWS's endpoint for the region. For an endpoint on the loopback
-// interface, when neither WithAWSConfig nor AWS_ACCESS_KEY_ID gives
-// credentials, the Store uses static dummy ones ("local"), which DynamoDB
-// Local accepts, and region us-east-1 when none is configured.
-func WithEndpoint(url string) Option {
-	return func(s *settings) error { s.endpoint = url; return nil }
+// builds, for DynamoDB Local for instance ("http://127.0.0.1:8000"): an
+// absolute http or https URL, or NewStore fails with ErrInvalidOption; ""
+// keeps the default, AWS's endpoint for the region. For an endpoint on the loopback
+// interface, without WithAWSConfig, the Store uses static dummy
+// credentials ("local", which DynamoDB Local accepts) unless
+// AWS_ACCESS_KEY_ID is set, and region us-east-1 unless the environment
+// or shared config names one. With WithAWSConfig, credentials and region
+// come from that aws.Config alone.
+func WithEndpoint(endpoint string) Option {
+	return func(s *settings) error {
+		if endpoint == "" {
+			return nil
+		}
+		u, err := url.Parse(endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%w: endpoint %q is not an http or https URL", ErrInvalidOption, endpoint)
+		}
+		s.endpoint = endpoint
+		return nil
+	}
 }
 
 // WithAWSConfig builds the DynamoDB client from cfg instead of from the
@@ -130,8 +144,8 @@ func WithTouchAfter(d time.Duration) Option {
 // ErrInvalidOption. Default: off, and NewStore makes no call to DynamoDB.
 func WithAutoCreate(opts TableOptions) Option {
 	return func(s *settings) error {
-		if opts.ReadCapacity < 0 || opts.WriteCapacity < 0 {
-			return fmt.Errorf("%w: negative table capacity", ErrInvalidOption)
+		if opts.ReadCapacity < 0 || opts.WriteCapacity < 0 || opts.WaitTimeout < 0 {
+			return fmt.Errorf("%w: negative table capacity or wait timeout", ErrInvalidOption)
 		}
 		s.autoCreate = true
 		s.table = opts
@@ -296,7 +310,8 @@ func validateAges(maxAge int, ttl, touchAfter time.Duration) error {
 // Store's goroutine runs a pass, and how each pass (the goroutine's, Reap's,
 // or a Backend's Reap called directly) scans and deletes. See
 // ReaperOptions; the zero value is the default. It is validated by
-// NewStore.
+// NewStore. A later WithReaper replaces the options of an earlier one as a
+// whole.
 func WithReaper(o ReaperOptions) Option {
 	return func(s *settings) error {
 		if err := o.validate(); err != nil {

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 	"github.com/dynamostore/dynamostore/internal/dbtest"
 )
 
@@ -93,6 +95,19 @@ func TestRevokeOwnerUnsupported(t *testing.T) {
 	defer s.Close()
 	if _, err := s.RevokeOwner(context.Background(), "ada"); !errors.Is(err, ErrUnsupported) {
 		t.Fatalf("RevokeOwner on a map backend = %v; want ErrUnsupported", err)
+	}
+}
+
+// TestRevokeOwnerWithoutIndex: on a table without the owner index, the
+// DynamoDB backend cannot find sessions by owner: ErrUnsupported, with the
+// SDK's error and the fix in the message.
+func TestRevokeOwnerWithoutIndex(t *testing.T) {
+	e := newEnv(t) // dbtest's table has no owner index
+	e.save("s", map[any]any{"user": "ada"})
+	n, err := e.store.RevokeOwner(context.Background(), "ada")
+	var api smithy.APIError
+	if n != 0 || !errors.Is(err, ErrUnsupported) || !errors.As(err, &api) || !strings.Contains(err.Error(), "OwnerIndex") {
+		t.Fatalf("RevokeOwner without the index = %d, %v; want ErrUnsupported wrapping the SDK's error", n, err)
 	}
 }
 

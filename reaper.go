@@ -18,8 +18,9 @@ type ReapStats struct {
 	// Deleted is the number of expired items removed.
 	Deleted int
 	// Skipped is the number of items that were expired when scanned but
-	// refreshed before their delete, and so kept. It is always 0 in batch
-	// mode, which cannot tell.
+	// no longer so at their delete: refreshed (and so kept), or deleted
+	// meanwhile by someone else (DynamoDB's TTL, another reaper). It is
+	// always 0 in batch mode, which cannot tell.
 	Skipped int
 	// ConsumedCapacity is the read and write capacity the pass consumed,
 	// as DynamoDB reported it: ReadCapacity plus WriteCapacity. Failed
@@ -88,6 +89,7 @@ type reaper struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the goroutine ends; nil without one
 	once   sync.Once
+	sem    chan struct{} // one pass at a time, whatever the Backend
 
 	mu     sync.Mutex
 	closed bool
@@ -113,6 +115,7 @@ func startReaper(s *Store, opts ReaperOptions) *reaper {
 		opts:     opts,
 		ctx:      ctx,
 		cancel:   cancel,
+		sem:      make(chan struct{}, 1),
 	}
 	if r.interval > 0 {
 		r.done = make(chan struct{})
@@ -121,10 +124,11 @@ func startReaper(s *Store, opts ReaperOptions) *reaper {
 	return r
 }
 
-// jitter returns d spread uniformly over [d/2, 3d/2), so a fleet started
-// together does not scan together.
+// jitter returns d spread uniformly over [d, 3d/2], so a fleet started
+// together does not scan together. It never draws less than d: with the
+// lease on, a pass sooner than d after the last one would only be skipped.
 func jitter(d time.Duration) time.Duration {
-	return d/2 + rand.N(d)
+	return d + rand.N(d/2+1)
 }
 
 func (r *reaper) run() {
@@ -166,8 +170,14 @@ func (r *reaper) reap(ctx context.Context) (ReapStats, error) {
 	stop := context.AfterFunc(r.ctx, cancel)
 	defer stop()
 
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ReapStats{}, r.closedOr(ctx.Err())
+	}
 	start := time.Now()
 	st, err := r.store.backend.Reap(ctx, r.opts)
+	<-r.sem
 	if st.Duration == 0 {
 		st.Duration = time.Since(start)
 	}

@@ -106,8 +106,8 @@ func (b *dynamoBackend) sweep(ctx context.Context, cutoff time.Time, cfg *Reaper
 		b:       b,
 		cfg:     cfg,
 		clock:   clock,
-		reads:   newLimiter(cfg.ReadUnits, clock),
-		writes:  newLimiter(cfg.WriteUnits, clock),
+		reads:   newLimiter(cfg.ReadUnits, minReadUnits, clock),
+		writes:  newLimiter(cfg.WriteUnits, minWriteUnits, clock),
 		scanNow: map[string]types.AttributeValue{b.reapScan.ph("now"): cutoffAV},
 		delNow:  map[string]types.AttributeValue{b.reapDelete.ph("now"): cutoffAV},
 	}
@@ -166,11 +166,12 @@ func (w *sweeper) segment(ctx context.Context, seg, total int) (ReapStats, error
 	// paginator moves on only after a page it returned.
 	pages := dynamodb.NewScanPaginator(w.b.client, in)
 	for pages.HasMorePages() {
-		if err := w.reads.wait(ctx); err != nil {
+		reserved, err := w.reads.wait(ctx)
+		if err != nil {
 			return st, err
 		}
 		var page *dynamodb.ScanOutput
-		err := w.call(ctx, &st, func() (err error) {
+		err = w.call(ctx, &st, func() (err error) {
 			page, err = pages.NextPage(ctx)
 			return err
 		})
@@ -182,7 +183,7 @@ func (w *sweeper) segment(ctx context.Context, seg, total int) (ReapStats, error
 		c := capacityOf(page.ConsumedCapacity)
 		st.ReadCapacity += c
 		st.ConsumedCapacity += c
-		w.reads.charge(max(c, minReadUnits))
+		w.reads.charge(reserved, max(c, minReadUnits))
 
 		keys := make([]string, 0, len(page.Items))
 		for _, item := range page.Items {
@@ -215,11 +216,12 @@ func (w *sweeper) segment(ctx context.Context, seg, total int) (ReapStats, error
 func (w *sweeper) deleteEach(ctx context.Context, st *ReapStats, keys []string) error {
 	del := &w.b.reapDelete
 	for _, k := range keys {
-		if err := w.writes.wait(ctx); err != nil {
+		reserved, err := w.writes.wait(ctx)
+		if err != nil {
 			return err
 		}
 		var out *dynamodb.DeleteItemOutput
-		err := w.call(ctx, st, func() (err error) {
+		err = w.call(ctx, st, func() (err error) {
 			out, err = w.b.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 				TableName:                 w.b.table,
 				Key:                       keyOf(k),
@@ -233,7 +235,7 @@ func (w *sweeper) deleteEach(ctx context.Context, st *ReapStats, keys []string) 
 		switch {
 		case isConditionFailed(err):
 			st.Skipped++
-			w.writes.charge(minWriteUnits)
+			w.writes.charge(reserved, minWriteUnits)
 		case err != nil:
 			return fmt.Errorf("dynamostore: reaper delete: %w", err)
 		default:
@@ -241,7 +243,7 @@ func (w *sweeper) deleteEach(ctx context.Context, st *ReapStats, keys []string) 
 			c := capacityOf(out.ConsumedCapacity)
 			st.WriteCapacity += c
 			st.ConsumedCapacity += c
-			w.writes.charge(max(c, minWriteUnits))
+			w.writes.charge(reserved, max(c, minWriteUnits))
 		}
 	}
 	return nil
@@ -269,11 +271,12 @@ func (w *sweeper) deleteBatches(ctx context.Context, st *ReapStats, keys []strin
 func (w *sweeper) batch(ctx context.Context, st *ReapStats, reqs []types.WriteRequest) error {
 	table := *w.b.table
 	for attempt := 0; ; attempt++ {
-		if err := w.writes.wait(ctx); err != nil {
+		reserved, err := w.writes.wait(ctx)
+		if err != nil {
 			return err
 		}
 		var out *dynamodb.BatchWriteItemOutput
-		err := w.call(ctx, st, func() (err error) {
+		err = w.call(ctx, st, func() (err error) {
 			out, err = w.b.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
 				RequestItems:           map[string][]types.WriteRequest{table: reqs},
 				ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
@@ -292,7 +295,7 @@ func (w *sweeper) batch(ctx context.Context, st *ReapStats, reqs []types.WriteRe
 		}
 		st.WriteCapacity += c
 		st.ConsumedCapacity += c
-		w.writes.charge(max(c, float64(done)*minWriteUnits))
+		w.writes.charge(reserved, max(c, float64(done)*minWriteUnits))
 		if len(left) == 0 {
 			return nil
 		}

@@ -16,12 +16,13 @@ import (
 // says its default.
 type ReaperOptions struct {
 	// Interval is how often the Store's reaper goroutine runs a pass,
-	// jittered to between half and one and a half times it so that a fleet
-	// started together does not scan together. With the lease on, it is
-	// also the least time between two passes anywhere in the fleet. It
-	// must be at least 1 second. Negative: no goroutine (rely on
-	// DynamoDB's TTL, or call Reap yourself) and no least time between
-	// passes. Default (0): 5 minutes.
+	// jittered to between one and one and a half times it so that a fleet
+	// started together does not scan together. With the lease on, a pass
+	// that completes also makes Interval the least time before the next
+	// pass anywhere in the fleet. From 1 second to 400 days. Negative: no
+	// goroutine (rely on DynamoDB's TTL, or call Reap yourself), and a
+	// pass that sets no least time before the next one; it still waits for
+	// a least time another instance's pass set. Default (0): 5 minutes.
 	Interval time.Duration
 
 	// Grace makes a pass delete only rows that expired at least Grace
@@ -69,8 +70,8 @@ type ReaperOptions struct {
 	// NoLease turns the fleet lease off. With the lease on, a pass first
 	// takes a lease item kept in the table itself, and only its holder
 	// reaps: a pass does nothing (ReapStats.SkippedByLease) while another
-	// instance holds it, or less than Interval has passed since the last
-	// completed pass started. The holder renews the lease while its pass
+	// instance holds it, or less than the Interval of the last completed
+	// pass (its own, if positive) has passed since that pass started. The holder renews the lease while its pass
 	// runs and releases it at the end; if it dies, the lease runs out after
 	// LeaseDuration and another instance takes over. The lease applies to
 	// the DynamoDB backend. Default: false, the lease is on.
@@ -104,6 +105,7 @@ const (
 	defaultReaperSegments  = 1
 	maxReaperSegments      = 1000
 	defaultLeaseDuration   = time.Minute
+	maxReaperInterval      = 400 * 24 * time.Hour
 )
 
 // reapSeams are the reaper's seams for tests.
@@ -128,8 +130,8 @@ type reapSeams struct {
 // names the field.
 func (o ReaperOptions) validate() error {
 	switch {
-	case o.Interval > 0 && o.Interval < time.Second:
-		return fmt.Errorf("%w: reaper interval %v must be at least 1s (negative for no reaper goroutine)", ErrInvalidOption, o.Interval)
+	case o.Interval > 0 && (o.Interval < time.Second || o.Interval > maxReaperInterval):
+		return fmt.Errorf("%w: reaper interval %v must be from 1s to 400 days (negative for no reaper goroutine)", ErrInvalidOption, o.Interval)
 	case o.Segments < 0 || o.Segments > maxReaperSegments:
 		return fmt.Errorf("%w: reaper segments %d must be from 1 to %d", ErrInvalidOption, o.Segments, maxReaperSegments)
 	case o.PageSize < 0 || o.PageSize > math.MaxInt32:

@@ -238,13 +238,26 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 	if sess.ID != "" {
 		rec.Key = st.storageKey(sess.ID)
 	}
-	switch {
-	case sess.ID == "":
-		id, err := newID()
-		if err != nil {
+	// The ID and the cookie value are settled before any write, so that a
+	// cookie that cannot be signed leaves nothing written.
+	id := sess.ID
+	if id == "" {
+		if id, err = newID(); err != nil {
 			return err
 		}
 		rec.Key = storageKey(id)
+	}
+	cookie := st.cookie
+	if cookie == "" || st.id != id || touchAfter < s.touchAfter && !signedWithin(cookie, int(touchAfter/time.Second), time.Now()) {
+		// A value signed within touchAfter goes back as it came: its
+		// signature outlives the row's last write by at least the time the
+		// row's expiry may lag behind, as a fresh one would.
+		if cookie, err = s.codec.encode(name, id); err != nil {
+			return err
+		}
+	}
+	switch {
+	case sess.ID == "":
 		if err := s.backend.Create(ctx, rec); err != nil {
 			return err
 		}
@@ -276,15 +289,6 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 			return gone(err)
 		}
 		s.counters.updates.Add(1)
-	}
-	cookie := st.cookie
-	if cookie == "" || st.id != sess.ID || touchAfter < s.touchAfter && !signedWithin(cookie, int(touchAfter/time.Second), time.Now()) {
-		// A value signed within touchAfter goes back as it came: its
-		// signature outlives the row's last write by at least the time the
-		// row's expiry may lag behind, as a fresh one would.
-		if cookie, err = s.codec.encode(name, sess.ID); err != nil {
-			return err
-		}
 	}
 	setState(r, sess, loadState{id: sess.ID, key: rec.Key, data: data, life: rec.Expires.Sub(rec.Modified), modified: rec.Modified, version: rec.Version, owner: rec.Owner, cookie: cookie})
 	http.SetCookie(w, sessions.NewCookie(name, cookie, cookieOptions(sess.Options)))

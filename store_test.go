@@ -37,6 +37,8 @@ func TestNewStoreValidatesOptions(t *testing.T) {
 		{"zero ttl", "sessions", []Option{withAPI(client), keys, WithTTL(0)}},
 		{"negative touchAfter", "sessions", []Option{withAPI(client), keys, WithTouchAfter(-time.Second)}},
 		{"sub-second cleanup", "sessions", []Option{withAPI(client), keys, withCleanupInterval(time.Millisecond)}},
+		{"endpoint without scheme", "sessions", []Option{keys, WithEndpoint("localhost:8000")}},
+		{"endpoint not a URL", "sessions", []Option{keys, WithEndpoint("http://[::1")}},
 		{"short reaper interval", "sessions", []Option{withAPI(client), keys, WithReaper(ReaperOptions{Interval: time.Millisecond})}},
 		{"nil client", "sessions", []Option{WithClient(nil), keys}},
 		{"nil backend", "sessions", []Option{WithBackend(nil), keys}},

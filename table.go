@@ -81,6 +81,9 @@ func ensureTable(ctx context.Context, client tableAPI, table string, opts TableO
 	if opts.ReadCapacity < 0 || opts.WriteCapacity < 0 {
 		return fmt.Errorf("%w: negative table capacity", ErrInvalidOption)
 	}
+	if opts.WaitTimeout < 0 {
+		return fmt.Errorf("%w: negative table wait timeout %v", ErrInvalidOption, opts.WaitTimeout)
+	}
 	if opts.WaitTimeout == 0 {
 		opts.WaitTimeout = 2 * time.Minute
 	}

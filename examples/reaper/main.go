@@ -96,8 +96,8 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 		return o, errors.New("-seed and -seed-live must not be negative")
 	case o.segments < 1:
 		return o, errors.New("-segments must be at least 1")
-	case !o.once && o.interval < time.Second:
-		return o, errors.New("-interval must be at least 1s")
+	case !o.once && (o.interval < time.Second || o.interval > 400*24*time.Hour):
+		return o, errors.New("-interval must be from 1s to 400 days")
 	}
 	return o, nil
 }
@@ -186,10 +186,10 @@ func reapEvery(ctx context.Context, backend dynamostore.Backend, opts dynamostor
 	}
 }
 
-// jitter returns d spread uniformly over [d/2, 3d/2), so that a fleet
+// jitter returns d spread uniformly over [d, 3d/2], so that a fleet
 // started together does not scan together.
 func jitter(d time.Duration) time.Duration {
-	return d/2 + mathrand.N(d)
+	return d + mathrand.N(d/2+1)
 }
 
 // seed writes o.seedExpired sessions that expired an hour ago and
