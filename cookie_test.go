@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -188,5 +189,29 @@ func TestSignedWithin(t *testing.T) {
 				t.Fatalf("signedWithin = %v; want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestUnsignableCookieWritesNothing: a codec that refuses to sign the
+// cookie (one whose MaxLength the value exceeds) fails Save with ErrEncode
+// before any write, so no row is left that no cookie names.
+func TestUnsignableCookieWritesNothing(t *testing.T) {
+	e := newEnv(t, WithCodecs(securecookie.New(testHashKey, nil).MaxLength(20)))
+	r := request()
+	sess, _ := e.store.New(r, "s")
+	sess.Values["user"] = "ada"
+	w := httptest.NewRecorder()
+	err := sess.Save(r, w)
+	if !errors.Is(err, ErrEncode) {
+		t.Fatalf("Save with an unsignable cookie = %v; want ErrEncode", err)
+	}
+	if n := itemCount(t, e); n != 0 {
+		t.Errorf("%d rows written", n)
+	}
+	if c := cookieOf(w, "s"); c != nil {
+		t.Errorf("cookie set: %v", c)
+	}
+	if got := e.store.Stats(); got.BackendErrors != 0 || got.EncodeErrors != 1 {
+		t.Errorf("Stats = %+v; want one encode error and no backend error", got)
 	}
 }
