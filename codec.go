@@ -76,6 +76,10 @@ type idCodec struct {
 	timestamped bool
 }
 
+// minHashKey is the shortest hash (signing) key accepted: 32 bytes, the
+// size of the HMAC-SHA256 securecookie signs with.
+const minHashKey = 32
+
 // newIDCodec builds the codecs from securecookie key pairs. The IDs travel as
 // raw bytes (securecookie.NopEncoder), which keeps cookies short.
 func newIDCodec(keyPairs [][]byte, codecs []securecookie.Codec, touchAfter time.Duration) (*idCodec, error) {
@@ -92,12 +96,14 @@ func newIDCodec(keyPairs [][]byte, codecs []securecookie.Codec, touchAfter time.
 	if len(keyPairs) == 0 {
 		return nil, fmt.Errorf("%w: no securecookie key pairs given", ErrInvalidOption)
 	}
-	if len(keyPairs[0]) == 0 {
-		return nil, fmt.Errorf("%w: the first hash key is empty", ErrInvalidOption)
+	for i := 0; i < len(keyPairs); i += 2 {
+		if n := len(keyPairs[i]); n < minHashKey {
+			return nil, fmt.Errorf("%w: hash key %d is %d bytes; it must be at least %d random bytes (`openssl rand -hex 32`, or `dynamostore keygen`)", ErrInvalidOption, i/2+1, n, minHashKey)
+		}
 	}
 	for i := 1; i < len(keyPairs); i += 2 {
 		if n := len(keyPairs[i]); n != 0 && n != 16 && n != 24 && n != 32 {
-			return nil, fmt.Errorf("%w: block key %d is %d bytes; it must be 16, 24 or 32", ErrInvalidOption, i/2+1, n)
+			return nil, fmt.Errorf("%w: block key %d is %d bytes; it must be 16, 24 or 32 (AES-128, -192 or -256), or nil for no encryption", ErrInvalidOption, i/2+1, n)
 		}
 	}
 	c.codecs = rawIDCodecs(keyPairs...)

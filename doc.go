@@ -24,11 +24,12 @@
 //     row being live.
 //   - A session whose load failed (throttling, network, 5xx) is never saved
 //     over the user's real one: Save returns ErrLoadFailed.
-//   - Errors wrap a sentinel of this package (see errors.go) or the AWS
-//     SDK's error, for errors.Is and errors.As. A cookie that does not
+//   - Errors wrap a sentinel of this package or the AWS SDK's error, for
+//     errors.Is and errors.As. One rule tells them apart, and Unavailable
+//     encodes it: when it is true, DynamoDB did not answer (answer 503 and
+//     let the client retry); otherwise carry on. A cookie that does not
 //     verify (ErrInvalidCookie) or a row that cannot be decoded (ErrDecode)
-//     comes with a fresh session the request may use; other load errors
-//     mean DynamoDB is unavailable.
+//     comes with a fresh session the request may use.
 //   - Every DynamoDB call of a request uses the request's context; give it
 //     a deadline to bound how long a request waits for DynamoDB.
 //

@@ -72,3 +72,26 @@ var (
 	// new holder deletes the rest.
 	ErrLeaseLost = errors.New("dynamostore: reaper lease lost")
 )
+
+// Unavailable reports whether err, returned by Get, New, Save, Delete or
+// Regenerate, means the session store could not be reached or did not
+// answer in time (DynamoDB throttling after the SDK's retries, a network
+// error or timeout, a 5xx, the request's context ending): answer 503
+// Service Unavailable and let the client retry, for the session was not
+// loaded or not saved. It is false for nil and for every error that is not
+// about availability: ErrInvalidCookie and ErrDecode come with a fresh
+// session to carry on with, ErrSessionGone means the session ended
+// meanwhile (treat the user as signed out), ErrConflict a concurrent change
+// (load again and reapply), and ErrEncode and ErrTooLarge are about the
+// application's values.
+func Unavailable(err error) bool {
+	if errors.Is(err, ErrLoadFailed) {
+		return true
+	}
+	for _, other := range []error{ErrUnsupported, ErrClosed, ErrExists, ErrNotFound} {
+		if errors.Is(err, other) {
+			return false
+		}
+	}
+	return backendFailure(err)
+}

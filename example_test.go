@@ -341,8 +341,8 @@ func Example() {
 
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		sess, err := store.Get(r, "session")
-		if err != nil && !errors.Is(err, dynamostore.ErrInvalidCookie) && !errors.Is(err, dynamostore.ErrDecode) {
-			// DynamoDB is unavailable: the session returned is a fresh
+		if dynamostore.Unavailable(err) {
+			// DynamoDB did not answer: the session returned is a fresh
 			// one, and Save would refuse it.
 			log.Printf("loading session: %v", err)
 			http.Error(w, "session unavailable", http.StatusServiceUnavailable)
@@ -492,10 +492,10 @@ func ExampleStore_New_errors() {
 	r.AddCookie(&http.Cookie{Name: "session", Value: "forged"})
 	sess, err := store.Get(r, "session")
 	switch {
-	case errors.Is(err, dynamostore.ErrInvalidCookie), errors.Is(err, dynamostore.ErrDecode):
-		fmt.Println("fresh session:", sess.IsNew)
-	case err != nil:
+	case dynamostore.Unavailable(err):
 		fmt.Println("answer 503 and retry later")
+	case err != nil: // ErrInvalidCookie here; ErrDecode alike
+		fmt.Println("fresh session:", sess.IsNew, errors.Is(err, dynamostore.ErrInvalidCookie))
 	}
-	// Output: fresh session: true
+	// Output: fresh session: true true
 }

@@ -175,9 +175,11 @@ func WithLogger(l *slog.Logger) Option {
 // WithKeyPairs sets the securecookie keys that sign (and, with a block key,
 // encrypt) the session cookie, as pairs of hash key and block key (nil for
 // no encryption), as in sessions.NewCookieStore. The first pair signs; all
-// pairs verify, so new keys go first and retired ones after them. Hash keys
-// should be 32 or 64 random bytes; block keys 16, 24 or 32. Either this or
-// WithCodecs is required.
+// pairs verify, so new keys go first and retired ones after them. Every
+// hash key must be at least 32 random bytes and every block key 16, 24 or
+// 32 bytes, or NewStore fails with ErrInvalidOption; make them with
+// `openssl rand -hex 32` (or `dynamostore keygen`) and decode the hex.
+// Either this or WithCodecs is required.
 func WithKeyPairs(keyPairs ...[]byte) Option {
 	return func(s *settings) error {
 		if len(keyPairs) == 0 {

@@ -6,10 +6,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +33,10 @@ func TestNewStoreValidatesOptions(t *testing.T) {
 	}{
 		{"no keys", "sessions", []Option{withAPI(client)}},
 		{"empty hash key", "sessions", []Option{withAPI(client), WithKeyPairs([]byte{})}},
+		{"short hash key", "sessions", []Option{withAPI(client), WithKeyPairs([]byte("secret"))}},
+		{"31-byte hash key", "sessions", []Option{withAPI(client), WithKeyPairs(testHashKey[:31])}},
+		{"short retired hash key", "sessions", []Option{withAPI(client), WithKeyPairs(testHashKey, nil, []byte("old"), nil)}},
+		{"15-byte block key", "sessions", []Option{withAPI(client), WithKeyPairs(testHashKey, testBlockKey[:15])}},
 		{"bad block key", "sessions", []Option{withAPI(client), WithKeyPairs(testHashKey, []byte("short"))}},
 		{"short table name", "ab", []Option{withAPI(client), keys}},
 		{"bad table name", "my table", []Option{withAPI(client), keys}},
@@ -861,5 +867,132 @@ func TestLoopbackEndpointNeedsNoCredentials(t *testing.T) {
 		if got := loopback(tt.endpoint); got != tt.want {
 			t.Errorf("loopback(%q) = %v", tt.endpoint, got)
 		}
+	}
+}
+
+// TestUnavailable checks each class of error the request path returns
+// against the rule: only what says the store did not answer is Unavailable.
+func TestUnavailable(t *testing.T) {
+	throttled := &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"invalid cookie", fmt.Errorf("%w: bad signature", ErrInvalidCookie), false},
+		{"undecodable row", fmt.Errorf("%w: gob: corrupt", ErrDecode), false},
+		{"session gone", fmt.Errorf("%w: %w", ErrSessionGone, ErrNotFound), false},
+		{"conflict", ErrConflict, false},
+		{"values not encodable", ErrEncode, false},
+		{"too large", ErrTooLarge, false},
+		{"invalid option", ErrInvalidOption, false},
+		{"unsupported", ErrUnsupported, false},
+		{"closed", ErrClosed, false},
+		{"load failed", ErrLoadFailed, true},
+		{"sign-out after a failed load", fmt.Errorf("%w: deleting the session: %w", ErrLoadFailed, throttled), true},
+		{"throttled", callError("GetItem", "loading session", throttled), true},
+		{"timeout", callError("GetItem", "loading session", context.DeadlineExceeded), true},
+		{"request gone", context.Canceled, true},
+		{"network", callError("UpdateItem", "writing session", &net.OpError{Op: "dial", Err: errors.New("connection refused")}), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Unavailable(tt.err); got != tt.want {
+				t.Errorf("Unavailable(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestFrozenEndpointHonoursTheDeadline: a DynamoDB that accepts
+// connections and never answers holds a request only until the request's
+// deadline; the error is Unavailable, and Save then refuses the session.
+func TestFrozenEndpointHonoursTheDeadline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held sync.WaitGroup
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop); _ = ln.Close(); held.Wait() })
+	held.Add(1)
+	go func() {
+		defer held.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held.Add(1)
+			go func() { defer held.Done(); <-stop; _ = c.Close() }()
+		}
+	}()
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	s, err := NewStore(context.Background(), "sessions", WithEndpoint("http://"+ln.Addr().String()),
+		WithKeyPairs(testHashKey), withCleanupInterval(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cookie := func() *http.Cookie {
+		v, err := s.codec.encode("s", mustID(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &http.Cookie{Name: "s", Value: v}
+	}()
+
+	const deadline = 300 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	r := request(cookie).WithContext(ctx)
+	start := time.Now()
+	sess, err := s.Get(r, "s")
+	took := time.Since(start)
+	if !Unavailable(err) {
+		t.Fatalf("Get against a frozen endpoint = %v; want an Unavailable error", err)
+	}
+	if took > 20*deadline {
+		t.Errorf("Get took %v with a %v deadline", took, deadline)
+	}
+	if err := sess.Save(r, httptest.NewRecorder()); !errors.Is(err, ErrLoadFailed) {
+		t.Errorf("Save of the session whose load failed = %v; want ErrLoadFailed", err)
+	}
+}
+
+// mustID returns a fresh session ID.
+func mustID(t *testing.T) string {
+	t.Helper()
+	id, err := newID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// TestLoopbackClientSkipsChecksums: the client the Store builds for a
+// loopback endpoint does not validate response checksums (DynamoDB Local's
+// make the SDK log a warning per call); for AWS's endpoint it does.
+func TestLoopbackClientSkipsChecksums(t *testing.T) {
+	t.Setenv("AWS_REGION", "eu-west-1")
+	for _, tc := range []struct {
+		endpoint string
+		skip     bool
+	}{
+		{dbtest.Endpoint(t), true},
+		{"http://localhost:8000", true},
+		{"", false},
+		{"https://dynamodb.eu-west-1.amazonaws.com", false},
+	} {
+		s, err := NewStore(context.Background(), "sessions", WithEndpoint(tc.endpoint), WithKeyPairs(testHashKey), withCleanupInterval(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := s.backend.(*dynamoBackend).client.(*dynamodb.Client).Options()
+		if o.DisableValidateResponseChecksum != tc.skip {
+			t.Errorf("endpoint %q: DisableValidateResponseChecksum %v, want %v", tc.endpoint, o.DisableValidateResponseChecksum, tc.skip)
+		}
+		_ = s.Close()
 	}
 }

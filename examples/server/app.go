@@ -129,12 +129,12 @@ func (a *app) session(w http.ResponseWriter, r *http.Request) (*sessions.Session
 	sess, err := a.store.Get(r, sessionName)
 	switch {
 	case err == nil:
-	case errors.Is(err, dynamostore.ErrInvalidCookie), errors.Is(err, dynamostore.ErrDecode):
-		a.log.Info("ignoring an unusable session cookie", "error", err)
-	default:
+	case dynamostore.Unavailable(err):
 		a.log.Error("loading the session", "error", err)
 		http.Error(w, "The session store is unavailable. Try again in a moment.", http.StatusServiceUnavailable)
 		return nil, false
+	default: // ErrInvalidCookie, ErrDecode: Get handed out a fresh session
+		a.log.Info("ignoring an unusable session cookie", "error", err)
 	}
 	if err := initSession(sess); err != nil {
 		a.serverError(w, err)

@@ -104,7 +104,7 @@ func newRouter(store *dynamostore.Store) http.Handler {
 func loadSession(store *dynamostore.Store) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if _, err := store.Get(r, sessionName); setup.Unavailable(err) {
+			if _, err := store.Get(r, sessionName); dynamostore.Unavailable(err) {
 				http.Error(w, "session unavailable", http.StatusServiceUnavailable)
 				return
 			}

@@ -104,7 +104,7 @@ func newServer(store *dynamostore.Store) *echo.Echo {
 // is a 503.
 func load(c echo.Context) (*sessions.Session, error) {
 	sess, err := session.Get(sessionName, c)
-	if setup.Unavailable(err) {
+	if dynamostore.Unavailable(err) {
 		return nil, errUnavailable
 	}
 	return sess, nil

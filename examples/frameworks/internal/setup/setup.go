@@ -6,7 +6,6 @@ package setup
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 
@@ -72,12 +71,4 @@ func orDefault(v, def string) string {
 		return def
 	}
 	return v
-}
-
-// Unavailable reports whether an error from Store.Get means the session
-// could not be read (DynamoDB failing or throttling), as opposed to a
-// cookie or stored row that was bad, after which Get has handed out a
-// fresh session that is fine to use.
-func Unavailable(err error) bool {
-	return err != nil && !errors.Is(err, dynamostore.ErrInvalidCookie) && !errors.Is(err, dynamostore.ErrDecode)
 }
