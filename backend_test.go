@@ -2,7 +2,6 @@ package dynamostore
 
 import (
 	"context"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -96,17 +95,11 @@ func TestCustomBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	r := request()
-	sess, _ := s.Get(r, "s")
-	sess.Values["user"] = "ada"
-	w := httptest.NewRecorder()
-	if err := sess.Save(r, w); err != nil {
-		t.Fatal(err)
-	}
+	c, sess := saveNew(t, s, "s", map[any]any{"user": "ada"})
 	if _, ok := b.recs[storageKey(sess.ID)]; !ok {
 		t.Fatal("custom backend not written")
 	}
-	again, err := s.Get(request(cookieOf(w, "s")), "s")
+	again, err := s.Get(request(c), "s")
 	if err != nil || again.Values["user"] != "ada" {
 		t.Fatalf("load through custom backend: %v %v", again.Values, err)
 	}

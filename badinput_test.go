@@ -114,14 +114,7 @@ func TestBadCookieCatalogue(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer old.Close()
-	r := request()
-	sess, _ := old.New(r, "s")
-	sess.Values["user"] = "bob"
-	w := httptest.NewRecorder()
-	if err := sess.Save(r, w); err != nil {
-		t.Fatal(err)
-	}
-	retired := cookieOf(w, "s")
+	retired, _ := saveNew(t, old, "s", map[any]any{"user": "bob"})
 
 	cases := badCookies(t, good, retired)
 	kinds := map[string]int{}
@@ -342,7 +335,7 @@ func TestTooLargeCatalogue(t *testing.T) {
 		if len(again.Values) != 1 || again.Values["n"] != 1 {
 			t.Fatalf("stored %v; want the old row intact", again.Values)
 		}
-		if item := e.rawItem(again.ID); item[attrOwner] != nil {
+		if e.storedOwner(again.ID) != nil {
 			t.Fatal("owner written by a refused Save")
 		}
 	})

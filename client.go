@@ -17,11 +17,35 @@ import (
 )
 
 // defaultBackend builds the default backend from the settings, making
-// the DynamoDB client when none was given and creating the table when asked.
+// the DynamoDB client when none was given and creating or checking the
+// table.
 func defaultBackend(ctx context.Context, table string, cfg *settings) (*dynamoBackend, error) {
 	if err := validTableName(table); err != nil {
 		return nil, err
 	}
+	client, err := buildClient(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	tc, canCheck := client.(tableAPI)
+	switch {
+	case cfg.autoCreate && !canCheck:
+		return nil, fmt.Errorf("%w: WithAutoCreate needs a client that can create tables", ErrInvalidOption)
+	case cfg.autoCreate:
+		if err := ensureTable(ctx, tc, table, cfg.table); err != nil {
+			return nil, err
+		}
+	case canCheck:
+		if err := checkTable(ctx, tc, table, cfg.reap.interval() == 0, cfg.logger); err != nil {
+			return nil, err
+		}
+	}
+	return newDynamoBackend(client, table, cfg.consistentRead)
+}
+
+// buildClient returns the client of the settings, or, when none was given,
+// one built from the AWS configuration.
+func buildClient(ctx context.Context, cfg *settings) (dynamoAPI, error) {
 	client := cfg.client
 	if client == nil {
 		var awsCfg aws.Config
@@ -60,16 +84,7 @@ func defaultBackend(ctx context.Context, table string, cfg *settings) (*dynamoBa
 			}
 		})
 	}
-	if cfg.autoCreate {
-		tc, ok := client.(tableAPI)
-		if !ok {
-			return nil, fmt.Errorf("%w: WithAutoCreate needs a client that can create tables", ErrInvalidOption)
-		}
-		if err := ensureTable(ctx, tc, table, cfg.table); err != nil {
-			return nil, err
-		}
-	}
-	return newDynamoBackend(client, table, cfg.consistentRead)
+	return client, nil
 }
 
 // sizePool returns the SDK's default HTTP client c with room for

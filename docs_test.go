@@ -36,7 +36,7 @@ var policies = []struct {
 	actions       []string
 }{
 	{"iam-store.json", "SessionStorePolicy", "session_store",
-		[]string{"DeleteItem", "GetItem", "PutItem", "UpdateItem"}},
+		[]string{"DeleteItem", "DescribeTable", "DescribeTimeToLive", "GetItem", "PutItem", "UpdateItem"}},
 	{"iam-reaper.json", "SessionReaperPolicy", "session_reaper",
 		[]string{"BatchWriteItem", "DeleteItem", "Scan", "UpdateItem"}},
 	{"iam-cli.json", "SessionCLIPolicy", "session_cli",
@@ -312,6 +312,8 @@ var snippetDocs = []string{
 	"docs/OBSERVABILITY.md",
 	"docs/EXPIRY.md",
 	"docs/EXAMPLE.md",
+	"docs/FRAMEWORKS.md",
+	"docs/CLI.md",
 }
 
 // notCompiled, as the last non-blank line before a ```go fence, leaves the
@@ -334,6 +336,7 @@ var snippetImports = map[string]string{
 	"expvar":       "expvar",
 	"fmt":          "fmt",
 	"gzip":         "compress/gzip",
+	"hex":          "encoding/hex",
 	"http":         "net/http",
 	"log":          "log",
 	"os":           "os",
@@ -613,6 +616,65 @@ func TestReadmeOptions(t *testing.T) {
 		"consistentRead", "err", "log"} {
 		if !strings.Contains(options, "`"+node+"`") {
 			t.Errorf("README's options do not say what connect-dynamodb-session's %s becomes", node)
+		}
+	}
+}
+
+// TestOneGoVersion: every module of the repository names the same Go
+// version, and the README, docs/EXAMPLE.md and scripts/run-example give
+// that one.
+func TestOneGoVersion(t *testing.T) {
+	root, err := os.ReadFile("go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	directive := regexp.MustCompile(`(?m)^go (\d+\.\d+)(\.\d+)?$`)
+	m := directive.FindSubmatch(root)
+	if m == nil {
+		t.Fatal("go.mod has no go directive")
+	}
+	want := string(m[1])
+	err = filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "artifacts" || d.Name() == "testdata" || d.Name() == "node_modules") && path != "." {
+			return filepath.SkipDir
+		}
+		if d.Name() != "go.mod" {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		switch m := directive.FindSubmatch(b); {
+		case m == nil:
+			t.Errorf("%s has no go directive", path)
+		case string(m[1]) != want:
+			t.Errorf("%s: go %s, want go %s as in go.mod", path, m[1], want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range []struct{ file, pattern string }{
+		{"README.md", `Go (\d+\.\d+) or later`},
+		{"docs/EXAMPLE.md", `Go \((\d+\.\d+) or newer\)`},
+		{"scripts/run-example", `go (\d+\.\d+) or newer`},
+		{"CHANGELOG.md", "the one in `go.mod`: Go (\\d+\\.\\d+)"},
+	} {
+		b, err := os.ReadFile(doc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(doc.pattern).FindSubmatch(b)
+		switch {
+		case m == nil:
+			t.Errorf("%s does not say which Go it needs (%s)", doc.file, doc.pattern)
+		case string(m[1]) != want:
+			t.Errorf("%s says Go %s; go.mod says %s", doc.file, m[1], want)
 		}
 	}
 }

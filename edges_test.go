@@ -1,10 +1,8 @@
 package dynamostore
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -54,7 +52,7 @@ func TestSignOutAfterFailedLoad(t *testing.T) {
 			t.Run(so.name+"/"+ld.name, func(t *testing.T) {
 				fe := newFaultEnv(t, clean, table)
 				var c *http.Cookie
-				var id string
+				var saved *sessions.Session
 				if ld.fail == nil {
 					// A row the Store cannot decode: written as JSON, read
 					// as gob.
@@ -64,25 +62,12 @@ func TestSignOutAfterFailedLoad(t *testing.T) {
 						t.Fatal(err)
 					}
 					defer js.Close()
-					r := request()
-					sess, _ := js.New(r, "s")
-					sess.Values["user"] = "ada"
-					w := httptest.NewRecorder()
-					if err := sess.Save(r, w); err != nil {
-						t.Fatal(err)
-					}
-					c, id = cookieOf(w, "s"), sess.ID
+					c, saved = saveNew(t, js, "s", map[any]any{"user": "ada"})
 				} else {
-					r := request()
-					sess, _ := fe.ref.New(r, "s")
-					sess.Values["user"] = "ada"
-					w := httptest.NewRecorder()
-					if err := sess.Save(r, w); err != nil {
-						t.Fatal(err)
-					}
-					c, id = cookieOf(w, "s"), sess.ID
+					c, saved = saveNew(t, fe.ref, "s", map[any]any{"user": "ada"})
 					ld.fail(fe)
 				}
+				id := saved.ID
 				defer fe.ft.disarm()
 				r := request(c)
 				sess, err := fe.faulty.Get(r, "s")
@@ -128,15 +113,10 @@ func TestSignOutAfterFailedLoad(t *testing.T) {
 func TestHugeMaxAge(t *testing.T) {
 	for _, age := range []int{maxCookieAge + 1, 1 << 34, 1 << 40, 1<<62 - 1} {
 		e := newEnv(t)
-		r := request()
-		sess, _ := e.store.Get(r, "s")
-		sess.Options.MaxAge = age
-		sess.Values["n"] = 1
-		w := httptest.NewRecorder()
-		if err := sess.Save(r, w); err != nil {
+		c, _, err := e.saveMaxAge(age, map[any]any{"n": 1})
+		if err != nil {
 			t.Fatalf("MaxAge %d: Save = %v", age, err)
 		}
-		c := cookieOf(w, "s")
 		if c.MaxAge != maxCookieAge {
 			t.Errorf("MaxAge %d: cookie Max-Age %d; want %d", age, c.MaxAge, maxCookieAge)
 		}
@@ -231,8 +211,8 @@ func TestSetOwnerEmpty(t *testing.T) {
 	if err := sess.Save(r, httptest.NewRecorder()); err != nil {
 		t.Fatal(err)
 	}
-	if item := rawItemByKey(t, e.client, e.table, storageKey(sess.ID)); item[attrOwner] != nil {
-		t.Fatalf("owner attribute still stored: %v", item[attrOwner])
+	if owner := e.storedOwner(sess.ID); owner != nil {
+		t.Fatalf("owner attribute still stored: %v", owner)
 	}
 	if n, err := e.store.RevokeOwner(context.Background(), "ada"); err != nil || n != 0 {
 		t.Fatalf("RevokeOwner = %d, %v; want 0 sessions", n, err)
@@ -257,6 +237,7 @@ func TestSetOwnerEmpty(t *testing.T) {
 // whose own MaxAge is shorter.
 func TestTouchAfterAgainstLifetime(t *testing.T) {
 	client := dbtest.Client(t)
+	table := dbtest.NewTable(t, client)
 	tests := []struct {
 		name string
 		opts []Option
@@ -272,7 +253,7 @@ func TestTouchAfterAgainstLifetime(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := NewStore(context.Background(), "sessions", append([]Option{withAPI(client), WithKeyPairs(testHashKey), withCleanupInterval(0)}, tt.opts...)...)
+			s, err := NewStore(context.Background(), table, append([]Option{withAPI(client), WithKeyPairs(testHashKey), withCleanupInterval(0)}, tt.opts...)...)
 			if tt.ok {
 				if err != nil {
 					t.Fatal(err)
@@ -289,15 +270,10 @@ func TestTouchAfterAgainstLifetime(t *testing.T) {
 	// A 4-second session on a Store touching every 10 seconds is touched
 	// after 2 seconds, so it outlives an active user's pauses.
 	e := newEnv(t, WithTouchAfter(10*time.Second))
-	r := request()
-	sess, _ := e.store.Get(r, "s")
-	sess.Options.MaxAge = 4
-	sess.Values["n"] = 1
-	w := httptest.NewRecorder()
-	if err := sess.Save(r, w); err != nil {
+	c, _, err := e.saveMaxAge(4, map[any]any{"n": 1})
+	if err != nil {
 		t.Fatal(err)
 	}
-	c := cookieOf(w, "s")
 	for i := range 5 {
 		e.clock.Advance(3 * time.Second)
 		r, sess, err := e.load("s", c)
@@ -369,11 +345,7 @@ func TestFailedRegenerateKeepsSession(t *testing.T) {
 // TestThrottlingVisible: a throttled call's error and log line name the
 // operation and DynamoDB's reason, and Stats counts it.
 func TestThrottlingVisible(t *testing.T) {
-	clean := dbtest.Client(t)
-	table := dbtest.NewTable(t, clean)
-	var logs bytes.Buffer
-	fe := newFaultEnv(t, clean, table, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-	c := fe.create(map[any]any{"n": 1})
+	fe, c, logs := newLoggedFaultSession(t)
 	fe.ft.arm("GetItem", faultPTEE, -1)
 	_, err := fe.faulty.Get(request(c), "s")
 	fe.ft.disarm()

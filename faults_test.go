@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -379,6 +380,23 @@ func newFaultEnv(t *testing.T, clean *dynamodb.Client, table string, opts ...Opt
 	}
 	t.Cleanup(func() { _ = fe.ref.Close(); _ = fe.faulty.Close() })
 	return fe
+}
+
+// newFaultSession makes a fresh table, a faultEnv on it with opts, and a session {"n": 1} saved through the reference store.
+func newFaultSession(t *testing.T, opts ...Option) (*faultEnv, *http.Cookie) {
+	t.Helper()
+	clean := dbtest.Client(t)
+	table := dbtest.NewTable(t, clean)
+	fe := newFaultEnv(t, clean, table, opts...)
+	return fe, fe.create(map[any]any{"n": 1})
+}
+
+// newLoggedFaultSession is newFaultSession with both stores logging as text to the returned buffer.
+func newLoggedFaultSession(t *testing.T, opts ...Option) (*faultEnv, *http.Cookie, *bytes.Buffer) {
+	t.Helper()
+	logs := &bytes.Buffer{}
+	fe, c := newFaultSession(t, append([]Option{WithLogger(slog.New(slog.NewTextHandler(logs, nil)))}, opts...)...)
+	return fe, c, logs
 }
 
 // create saves a new session with values through the reference store.

@@ -143,6 +143,34 @@ func cookieOf(w *httptest.ResponseRecorder, name string) *http.Cookie {
 	return nil
 }
 
+// saveNew saves a new session named name with values through s and returns the cookie it set and the session.
+func saveNew(tb testing.TB, s *Store, name string, values map[any]any) (*http.Cookie, *sessions.Session) {
+	tb.Helper()
+	r := request()
+	sess, _ := s.New(r, name)
+	for k, v := range values {
+		sess.Values[k] = v
+	}
+	w := httptest.NewRecorder()
+	if err := sess.Save(r, w); err != nil {
+		tb.Fatal(err)
+	}
+	return cookieOf(w, name), sess
+}
+
+// saveMaxAge saves a new session with values and the given MaxAge through the env's store: its cookie, the session and Save's error.
+func (e *env) saveMaxAge(maxAge int, values map[any]any) (*http.Cookie, *sessions.Session, error) {
+	r := request()
+	sess, _ := e.store.New(r, "s")
+	sess.Options.MaxAge = maxAge
+	for k, v := range values {
+		sess.Values[k] = v
+	}
+	w := httptest.NewRecorder()
+	err := sess.Save(r, w)
+	return cookieOf(w, "s"), sess, err
+}
+
 // save creates a session with values through the store and returns its
 // cookie.
 func (e *env) save(name string, values map[any]any) *http.Cookie {

@@ -30,12 +30,7 @@ func TestOldSignatureWithCodecs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	r := request()
-	sess, _ := s.New(r, "s")
-	sess.Values["user"] = "ada"
-	if err := sess.Save(r, httptest.NewRecorder()); err != nil {
-		t.Fatal(err)
-	}
+	_, sess := saveNew(t, s, "s", map[any]any{"user": "ada"})
 	old := &http.Cookie{Name: "s", Value: signedAt(t, testHashKey, testBlockKey, "s", sess.ID, time.Now().Add(-300*24*time.Hour))}
 	got, err := s.New(request(old), "s")
 	if err == nil && !got.IsNew {
@@ -123,11 +118,12 @@ func TestMaxAgeEdges(t *testing.T) {
 	}
 	// TTL 1s with the default touchAfter of 10 s.
 	client := dbtest.Client(t)
-	if _, err := NewStore(context.Background(), "sessions", withAPI(client), WithKeyPairs(testHashKey), withCleanupInterval(0), WithTTL(time.Second)); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "TTL") {
+	table := dbtest.NewTable(t, client)
+	if _, err := NewStore(context.Background(), table, withAPI(client), WithKeyPairs(testHashKey), withCleanupInterval(0), WithTTL(time.Second)); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "TTL") {
 		t.Errorf("WithTTL(1s) with the default touchAfter = %v; want ErrInvalidOption naming the TTL", err)
 	}
 	// touchAfter exactly half.
-	if _, err := NewStore(context.Background(), "sessions", withAPI(client), WithKeyPairs(testHashKey), withCleanupInterval(0), WithTTL(20*time.Second), WithTouchAfter(10*time.Second)); err != nil {
+	if _, err := NewStore(context.Background(), table, withAPI(client), WithKeyPairs(testHashKey), withCleanupInterval(0), WithTTL(20*time.Second), WithTouchAfter(10*time.Second)); err != nil {
 		t.Errorf("touchAfter == TTL/2 refused: %v", err)
 	}
 }

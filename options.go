@@ -141,7 +141,8 @@ func WithTouchAfter(d time.Duration) Option {
 // enable TTL on it, through EnsureTable with opts (provisioned 5/5 read and
 // write units unless opts says otherwise). An existing table the store
 // cannot use (see EnsureTable) makes NewStore fail with an error wrapping
-// ErrInvalidOption. Default: off, and NewStore makes no call to DynamoDB.
+// ErrInvalidOption. Default: off, and NewStore only checks the table (see
+// NewStore).
 func WithAutoCreate(opts TableOptions) Option {
 	return func(s *settings) error {
 		if opts.ReadCapacity < 0 || opts.WriteCapacity < 0 || opts.WaitTimeout < 0 {
@@ -234,9 +235,23 @@ func WithOptimisticLocking(on bool) Option {
 
 // NewStore returns a Store on the named DynamoDB table. It validates every
 // option and returns an error wrapping ErrInvalidOption when one is wrong.
-// ctx bounds the construction only: loading the AWS configuration and, with
-// WithAutoCreate, creating the table. Unless ReaperOptions.Interval is
-// negative, the Store runs a reaper goroutine until Close.
+//
+// Unless WithBackend is given, it then checks the table with one
+// DescribeTable: a table that does not exist in the region, has another
+// key schema, or that the credentials cannot reach (none found, or
+// refused) makes NewStore fail with an error that names the cause and the
+// fix, wrapping ErrInvalidOption. With the reaper off, one
+// DescribeTimeToLive more logs a warning when the table's TTL is off too.
+// A check that cannot be made (no permission to describe the table;
+// DynamoDB throttling, failing or not answering within 5 seconds) is logged
+// as a warning and the Store starts unchecked, so that an app can start,
+// and answer 503, while DynamoDB is away. With WithAutoCreate, EnsureTable's
+// creation and checks take the place of that check.
+//
+// ctx bounds the construction only: loading the AWS configuration, the
+// check and, with WithAutoCreate, creating the table. Unless
+// ReaperOptions.Interval is negative, the Store runs a reaper goroutine
+// until Close.
 func NewStore(ctx context.Context, table string, opts ...Option) (*Store, error) {
 	cfg := settings{
 		ttl:            defaultTTL,
@@ -260,19 +275,20 @@ func NewStore(ctx context.Context, table string, opts ...Option) (*Store, error)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.backend == nil {
-		if cfg.backend, err = defaultBackend(ctx, table, &cfg); err != nil {
-			return nil, err
-		}
-	} else if cfg.autoCreate {
-		return nil, fmt.Errorf("%w: WithAutoCreate does not apply to a custom Backend", ErrInvalidOption)
-	}
 	cookie := sessions.Options{Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: int(cfg.ttl / time.Second)}
 	if cfg.cookie != nil {
 		cookie = *cfg.cookie
 	}
 	if err := validateAges(cookie.MaxAge, cfg.ttl, cfg.touchAfter); err != nil {
 		return nil, err
+	}
+	// Every option is checked before the first call to DynamoDB.
+	if cfg.backend == nil {
+		if cfg.backend, err = defaultBackend(ctx, table, &cfg); err != nil {
+			return nil, err
+		}
+	} else if cfg.autoCreate {
+		return nil, fmt.Errorf("%w: WithAutoCreate does not apply to a custom Backend", ErrInvalidOption)
 	}
 	s := &Store{
 		Options:    &cookie,

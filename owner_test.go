@@ -34,6 +34,12 @@ func ownerEnv(t *testing.T, opts ...Option) *env {
 	return e
 }
 
+// storedOwner returns the owner attribute of the session's stored row, or nil.
+func (e *env) storedOwner(id string) types.AttributeValue {
+	e.t.Helper()
+	return e.rawItem(id)[attrOwner]
+}
+
 // signIn creates a session owned by user and returns its cookie.
 func (e *env) signIn(user string) *http.Cookie {
 	e.t.Helper()

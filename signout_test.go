@@ -1,10 +1,8 @@
 package dynamostore
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -18,10 +16,7 @@ import (
 // delete (applied, answer lost every time); the app then saves the session
 // unchanged.
 func TestSaveAfterAmbiguousRegenerate(t *testing.T) {
-	clean := dbtest.Client(t)
-	table := dbtest.NewTable(t, clean)
-	fe := newFaultEnv(t, clean, table)
-	c := fe.create(map[any]any{"n": 1})
+	fe, c := newFaultSession(t)
 	r := request(c)
 	sess, err := fe.faulty.Get(r, "s")
 	if err != nil {
@@ -43,11 +38,7 @@ func TestSaveAfterAmbiguousRegenerate(t *testing.T) {
 // TestFailedSignOutLogged: a failed sign-out after a failed load is not
 // logged.
 func TestFailedSignOutLogged(t *testing.T) {
-	clean := dbtest.Client(t)
-	table := dbtest.NewTable(t, clean)
-	var logs bytes.Buffer
-	fe := newFaultEnv(t, clean, table, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-	c := fe.create(map[any]any{"n": 1})
+	fe, c, logs := newLoggedFaultSession(t)
 	fe.ft.arm("*", faultThrottling, -1)
 	r := request(c)
 	sess, _ := fe.faulty.Get(r, "s")
@@ -78,16 +69,9 @@ func TestRegenerateReplacesUndecodableRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer gs.Close()
-	r := request()
-	sess, _ := js.New(r, "s")
-	sess.Values["cart"] = "x"
-	w := httptest.NewRecorder()
-	if err := sess.Save(r, w); err != nil {
-		t.Fatal(err)
-	}
-	pre := cookieOf(w, "s")
-	r = request(pre)
-	sess, err = gs.Get(r, "s")
+	pre, _ := saveNew(t, js, "s", map[any]any{"cart": "x"})
+	r := request(pre)
+	sess, err := gs.Get(r, "s")
 	if !errors.Is(err, ErrDecode) {
 		t.Fatalf("load = %v", err)
 	}
@@ -104,10 +88,7 @@ func TestRegenerateReplacesUndecodableRow(t *testing.T) {
 // request other than the one the session was loaded with (e.g. a
 // middleware's r.WithContext copy made before the load).
 func TestSignOutThroughAnotherRequest(t *testing.T) {
-	clean := dbtest.Client(t)
-	table := dbtest.NewTable(t, clean)
-	fe := newFaultEnv(t, clean, table)
-	c := fe.create(map[any]any{"n": 1})
+	fe, c := newFaultSession(t)
 	outer := request(c)
 	type middlewareKey struct{}
 	inner := outer.WithContext(context.WithValue(outer.Context(), middlewareKey{}, 1))
@@ -135,8 +116,8 @@ func TestSetOwnerEdges(t *testing.T) {
 	if err := sess.Save(r, w); err != nil {
 		t.Fatal(err)
 	}
-	if item := rawItemByKey(t, e.client, e.table, storageKey(sess.ID)); item[attrOwner] != nil {
-		t.Errorf("SetOwner(ada), SetOwner(\"\"): owner %v", item[attrOwner])
+	if owner := e.storedOwner(sess.ID); owner != nil {
+		t.Errorf("SetOwner(ada), SetOwner(\"\"): owner %v", owner)
 	}
 	// SetOwner("") on a new session.
 	r = request()
@@ -154,8 +135,8 @@ func TestSetOwnerEdges(t *testing.T) {
 	if err := e.store.Regenerate(r, w, sess); err != nil {
 		t.Fatal(err)
 	}
-	if item := rawItemByKey(t, e.client, e.table, storageKey(sess.ID)); item[attrOwner] != nil {
-		t.Errorf("SetOwner(\"\") then Regenerate: owner %v", item[attrOwner])
+	if owner := e.storedOwner(sess.ID); owner != nil {
+		t.Errorf("SetOwner(\"\") then Regenerate: owner %v", owner)
 	}
 	// Then an unchanged Save in the same request.
 	if err := sess.Save(r, httptest.NewRecorder()); err != nil {
@@ -175,8 +156,8 @@ func TestSetOwnerEdges(t *testing.T) {
 	if err := sess.Save(r, httptest.NewRecorder()); err != nil {
 		t.Fatal(err)
 	}
-	if item := rawItemByKey(t, e.client, e.table, storageKey(sess.ID)); item[attrOwner] != nil {
-		t.Errorf("Regenerate then SetOwner(\"\"): owner %v", item[attrOwner])
+	if owner := e.storedOwner(sess.ID); owner != nil {
+		t.Errorf("Regenerate then SetOwner(\"\"): owner %v", owner)
 	}
 }
 
@@ -217,11 +198,7 @@ func TestFailedRegenerateRestoresSetCookie(t *testing.T) {
 // TestFailedSignOutCounted: a sign-out after a failed load whose DeleteItem
 // fails with a network error: counted nowhere in Stats, logged nowhere.
 func TestFailedSignOutCounted(t *testing.T) {
-	clean := dbtest.Client(t)
-	table := dbtest.NewTable(t, clean)
-	var logs bytes.Buffer
-	fe := newFaultEnv(t, clean, table, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-	c := fe.create(map[any]any{"n": 1})
+	fe, c, logs := newLoggedFaultSession(t)
 	fe.ft.arm("*", faultResetBefore, -1)
 	r := request(c)
 	sess, _ := fe.faulty.Get(r, "s")
@@ -244,20 +221,10 @@ func TestFailedSignOutCounted(t *testing.T) {
 // TestSignOutTwoFailedSessions: two sessions of one request, both loads
 // failed, signed out through the registry.
 func TestSignOutTwoFailedSessions(t *testing.T) {
-	clean := dbtest.Client(t)
-	table := dbtest.NewTable(t, clean)
-	fe := newFaultEnv(t, clean, table)
-	ca := fe.create(map[any]any{"n": 1})
-	r := request()
-	sb, _ := fe.ref.New(r, "b")
-	sb.Values["x"] = 1
-	w := httptest.NewRecorder()
-	if err := sb.Save(r, w); err != nil {
-		t.Fatal(err)
-	}
-	cb := cookieOf(w, "b")
+	fe, ca := newFaultSession(t)
+	cb, _ := saveNew(t, fe.ref, "b", map[any]any{"x": 1})
 	fe.ft.arm("GetItem", faultThrottling, -1)
-	r = request(ca, cb)
+	r := request(ca, cb)
 	a, errA := fe.faulty.Get(r, "s")
 	b, errB := fe.faulty.Get(r, "b")
 	// cached
@@ -282,11 +249,7 @@ func TestSignOutTwoFailedSessions(t *testing.T) {
 // TestRegenerateThrottleLogged: throttled DeleteItem inside Regenerate:
 // logged?
 func TestRegenerateThrottleLogged(t *testing.T) {
-	clean := dbtest.Client(t)
-	table := dbtest.NewTable(t, clean)
-	var logs bytes.Buffer
-	fe := newFaultEnv(t, clean, table, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-	c := fe.create(map[any]any{"n": 1})
+	fe, c, logs := newLoggedFaultSession(t)
 	r := request(c)
 	sess, _ := fe.faulty.Get(r, "s")
 	fe.ft.arm("DeleteItem", faultPTEE, 4) // the old row's delete only; the take-back succeeds
@@ -304,10 +267,7 @@ func TestRegenerateThrottleLogged(t *testing.T) {
 // Delete again succeeds; then a Save with a positive MaxAge makes a new
 // session.
 func TestFailedLoadSequence(t *testing.T) {
-	clean := dbtest.Client(t)
-	table := dbtest.NewTable(t, clean)
-	fe := newFaultEnv(t, clean, table, WithOptimisticLocking(true))
-	c := fe.create(map[any]any{"n": 1})
+	fe, c := newFaultSession(t, WithOptimisticLocking(true))
 	fe.ft.arm("*", faultThrottling, -1)
 	r := request(c)
 	sess, _ := fe.faulty.Get(r, "s")

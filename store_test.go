@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -68,21 +69,21 @@ func TestNewStoreNeedsRegion(t *testing.T) {
 	t.Setenv("AWS_DEFAULT_REGION", "")
 	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	noRegion := func(err error) bool { return err != nil && strings.Contains(err.Error(), "no AWS region") }
 	_, err := NewStore(context.Background(), "sessions", WithKeyPairs(testHashKey), withCleanupInterval(0))
-	if !errors.Is(err, ErrInvalidOption) {
-		t.Fatalf("NewStore without region = %v; want ErrInvalidOption", err)
+	if !errors.Is(err, ErrInvalidOption) || !noRegion(err) {
+		t.Fatalf("NewStore without region = %v; want ErrInvalidOption naming the region", err)
 	}
+	// With a region, the client is built (the table check that follows
+	// needs AWS, which a test does not reach).
 	t.Setenv("AWS_REGION", "eu-west-1")
-	s, err := NewStore(context.Background(), "sessions", WithKeyPairs(testHashKey), withCleanupInterval(0))
-	if err != nil {
-		t.Fatalf("NewStore with AWS_REGION: %v", err)
+	if _, err := buildClient(context.Background(), &settings{}); err != nil {
+		t.Fatalf("client with AWS_REGION: %v", err)
 	}
-	_ = s.Close()
-	s, err = NewStore(context.Background(), "sessions", WithKeyPairs(testHashKey), withCleanupInterval(0), WithAWSConfig(aws.Config{Region: "eu-west-1"}))
-	if err != nil {
-		t.Fatalf("NewStore with the region in WithAWSConfig: %v", err)
+	t.Setenv("AWS_REGION", "")
+	if _, err := buildClient(context.Background(), &settings{awsConfig: &aws.Config{Region: "eu-west-1"}}); err != nil {
+		t.Fatalf("client with the region in WithAWSConfig: %v", err)
 	}
-	_ = s.Close()
 }
 
 func TestDefaultCookieOptions(t *testing.T) {
@@ -335,15 +336,10 @@ func TestDelete(t *testing.T) {
 
 func TestMaxAgeZeroIsBrowserSessionWithExpiringRow(t *testing.T) {
 	e := newEnv(t, WithTTL(2*time.Hour))
-	r := request()
-	sess, _ := e.store.New(r, "s")
-	sess.Options.MaxAge = 0
-	sess.Values["a"] = 1
-	w := httptest.NewRecorder()
-	if err := sess.Save(r, w); err != nil {
+	c, sess, err := e.saveMaxAge(0, map[any]any{"a": 1})
+	if err != nil {
 		t.Fatal(err)
 	}
-	c := cookieOf(w, "s")
 	if c.MaxAge != 0 || !c.Expires.IsZero() {
 		t.Fatalf("cookie MaxAge=%d Expires=%v; want a browser-session cookie", c.MaxAge, c.Expires)
 	}
@@ -929,12 +925,21 @@ func TestFrozenEndpointHonoursTheDeadline(t *testing.T) {
 		}
 	}()
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
-	s, err := NewStore(context.Background(), "sessions", WithEndpoint("http://"+ln.Addr().String()),
-		WithKeyPairs(testHashKey), withCleanupInterval(0))
+	// The table check at construction cannot be made either: the Store
+	// starts unchecked, with a warning, once the construction's deadline
+	// passes.
+	var logs bytes.Buffer
+	built, cancelBuild := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancelBuild()
+	s, err := NewStore(built, "sessions", WithEndpoint("http://"+ln.Addr().String()),
+		WithKeyPairs(testHashKey), withCleanupInterval(0), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if !strings.Contains(logs.String(), "starting unchecked") {
+		t.Errorf("no warning that the table was not checked; logs:\n%s", logs.String())
+	}
 	cookie := func() *http.Cookie {
 		v, err := s.codec.encode("s", mustID(t))
 		if err != nil {
@@ -985,14 +990,16 @@ func TestLoopbackClientSkipsChecksums(t *testing.T) {
 		{"", false},
 		{"https://dynamodb.eu-west-1.amazonaws.com", false},
 	} {
-		s, err := NewStore(context.Background(), "sessions", WithEndpoint(tc.endpoint), WithKeyPairs(testHashKey), withCleanupInterval(0))
+		var cfg settings
+		if err := WithEndpoint(tc.endpoint)(&cfg); err != nil {
+			t.Fatal(err)
+		}
+		client, err := buildClient(context.Background(), &cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		o := s.backend.(*dynamoBackend).client.(*dynamodb.Client).Options()
-		if o.DisableValidateResponseChecksum != tc.skip {
+		if o := client.(*dynamodb.Client).Options(); o.DisableValidateResponseChecksum != tc.skip {
 			t.Errorf("endpoint %q: DisableValidateResponseChecksum %v, want %v", tc.endpoint, o.DisableValidateResponseChecksum, tc.skip)
 		}
-		_ = s.Close()
 	}
 }

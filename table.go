@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 	"github.com/dynamostore/dynamostore/internal/tableschema"
 )
 
@@ -241,4 +243,83 @@ func ensureTTL(ctx context.Context, client tableAPI, table string) error {
 		return fmt.Errorf("dynamostore: enabling TTL on %s: %w", table, err)
 	}
 	return nil
+}
+
+// checkTable makes sure, with one DescribeTable, that the Store can start:
+// the table exists and has the store's key schema, and the credentials and
+// region reach it. Its error says which and how to fix it, wrapping
+// ErrInvalidOption: only a change of configuration fixes those. A check it
+// cannot make (no permission, throttling, a failure or no answer within
+// checkTimeout) is logged as a warning, and the Store starts unchecked.
+// When the Store runs no reaper (reaperOff), one DescribeTimeToLive more
+// warns if DynamoDB's TTL is off too, as expired rows would then stay for
+// good.
+func checkTable(ctx context.Context, client tableAPI, table string, reaperOff bool, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	region := "the configured region"
+	if c, ok := client.(*dynamodb.Client); ok {
+		region = "region " + c.Options().Region
+	}
+	out, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	var missing *types.ResourceNotFoundException
+	var api smithy.APIError
+	switch {
+	case errors.As(err, &missing):
+		return fmt.Errorf("%w: table %s does not exist in %s: create it (WithAutoCreate, EnsureTable or `dynamostore create-table`), or check the table name and region: %w", ErrInvalidOption, table, region, err)
+	case errors.As(err, &api) && api.ErrorCode() == "AccessDeniedException":
+		log.WarnContext(ctx, "dynamostore: cannot check the session table (no dynamodb:DescribeTable permission); starting unchecked", "table", table, "error", err)
+		return nil
+	case err != nil && noCredentials(err):
+		return fmt.Errorf("%w: no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE, run on a role, or give them with WithAWSConfig: %w", ErrInvalidOption, err)
+	case errors.As(err, &api) && refusedCredentials[api.ErrorCode()]:
+		return fmt.Errorf("%w: DynamoDB in %s refused the AWS credentials (%s): check AWS_ACCESS_KEY_ID, AWS_PROFILE or the credentials given with WithAWSConfig: %w", ErrInvalidOption, region, api.ErrorCode(), err)
+	case err != nil:
+		// Throttling, a 5xx, the network, no answer in time: DynamoDB may
+		// be back by the first request.
+		log.WarnContext(ctx, "dynamostore: cannot check the session table now; starting unchecked", "table", table, "region", region, "error", err)
+		return nil
+	}
+	if problems := tableschema.Problems(out.Table); len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalidOption, strings.Join(problems, "; "))
+	}
+	if !reaperOff {
+		return nil
+	}
+	ttl, err := client.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(table)})
+	if err != nil {
+		log.WarnContext(ctx, "dynamostore: cannot tell whether the session table has TTL on", "table", table, "error", err)
+		return nil
+	}
+	if d := ttl.TimeToLiveDescription; d == nil || (d.TimeToLiveStatus != types.TimeToLiveStatusEnabled && d.TimeToLiveStatus != types.TimeToLiveStatusEnabling) {
+		log.WarnContext(ctx, "dynamostore: the session table has TTL off and the reaper is disabled: expired rows will accumulate; enable TTL on attribute exp (EnsureTable does) or run the reaper", "table", table)
+	}
+	return nil
+}
+
+// checkTimeout bounds the table check at construction, which a DynamoDB
+// that does not answer would otherwise hold for as long as ctx allows.
+const checkTimeout = 5 * time.Second
+
+// refusedCredentials are the error codes with which DynamoDB refuses a
+// request's credentials.
+var refusedCredentials = map[string]bool{
+	"UnrecognizedClientException":  true,
+	"InvalidSignatureException":    true,
+	"ExpiredTokenException":        true,
+	"IncompleteSignatureException": true,
+	"InvalidClientTokenId":         true,
+}
+
+// noCredentials reports whether err is the SDK finding no credentials to
+// sign with (before any request was sent), or DynamoDB answering a request
+// sent without any.
+func noCredentials(err error) bool {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		code := api.ErrorCode()
+		return code == "MissingAuthenticationToken" || code == "MissingAuthenticationTokenException"
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "get identity") || strings.Contains(msg, "failed to retrieve credentials")
 }

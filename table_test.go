@@ -1,8 +1,10 @@
 package dynamostore
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"maps"
 	"strings"
 	"testing"
@@ -121,16 +123,31 @@ func TestAutoCreate(t *testing.T) {
 	}
 }
 
-func TestNewStoreMakesNoCallWithoutAutoCreate(t *testing.T) {
+// TestNewStoreCallsAtConstruction: without WithAutoCreate, NewStore makes
+// one call (the table check), two with the reaper off (the TTL too), and
+// none with a Backend of the user's own.
+func TestNewStoreCallsAtConstruction(t *testing.T) {
 	calls := &callCounter{}
 	client := dbtest.Client(t, calls.option)
-	s, err := NewStore(context.Background(), "no-such-table", withAPI(client), WithKeyPairs(testHashKey), withCleanupInterval(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if n := total(calls.take()); n != 0 {
-		t.Fatalf("NewStore made %d calls", n)
+	table := dbtest.NewTable(t, client)
+	calls.take()
+	for _, tc := range []struct {
+		name string
+		opts []Option
+		want int
+	}{
+		{"reaper on", []Option{withAPI(client)}, 1},
+		{"reaper off", []Option{withAPI(client), withCleanupInterval(0)}, 2},
+		{"own backend", []Option{WithBackend(newMapBackend()), withCleanupInterval(0)}, 0},
+	} {
+		s, err := NewStore(context.Background(), table, append([]Option{WithKeyPairs(testHashKey)}, tc.opts...)...)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		_ = s.Close()
+		if n := total(calls.take()); n != tc.want {
+			t.Errorf("%s: NewStore made %d calls, want %d", tc.name, n, tc.want)
+		}
 	}
 }
 
@@ -270,5 +287,62 @@ func TestTableSchemaNames(t *testing.T) {
 	}
 	if !maps.Equal(tableschema.Attributes, want) {
 		t.Fatalf("tableschema.Attributes = %v, want %v", tableschema.Attributes, want)
+	}
+}
+
+// TestNewStoreChecksTheTable: without WithAutoCreate, NewStore describes
+// the table once and refuses, naming the cause and the fix, a missing
+// table, one with another key, and credentials it cannot sign with; a
+// table with TTL off while the reaper is off starts with a warning.
+func TestNewStoreChecksTheTable(t *testing.T) {
+	client := dbtest.Client(t)
+	good := dbtest.TableName(t, client) // the store's layout, TTL on
+	if err := EnsureTable(context.Background(), client, good, TableOptions{OnDemand: true}); err != nil {
+		t.Fatal(err)
+	}
+	noTTL := dbtest.CreateTable(t, client, dynamodb.CreateTableInput{
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("id"), KeyType: types.KeyTypeHash}},
+		BillingMode:          types.BillingModePayPerRequest,
+	})
+	wrongKey := dbtest.CreateTable(t, client, dynamodb.CreateTableInput{
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash}},
+		BillingMode:          types.BillingModePayPerRequest,
+	})
+	endpoint := dbtest.Endpoint(t)
+	tests := []struct {
+		name    string
+		table   string
+		opts    []Option
+		wantErr string // "" for success
+		warns   bool
+	}{
+		{"usable table", good, nil, "", false},
+		{"usable table, no reaper", good, []Option{withCleanupInterval(0)}, "", false},
+		{"TTL off, reaper on", noTTL, nil, "", false},
+		{"TTL off, reaper off", noTTL, []Option{withCleanupInterval(0)}, "", true},
+		{"missing table", "no-such-table-" + strings.ToLower(t.Name()[:4]), nil, "does not exist", false},
+		{"another key", wrongKey, nil, "partition key", false},
+		{"no credentials", good, []Option{WithAWSConfig(aws.Config{Region: dbtest.Region})}, "no AWS credentials", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			opts := append([]Option{WithEndpoint(endpoint), WithKeyPairs(testHashKey), WithLogger(slog.New(slog.NewTextHandler(&logs, nil)))}, tt.opts...)
+			s, err := NewStore(context.Background(), tt.table, opts...)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("NewStore = %v", err)
+			case tt.wantErr != "" && (!errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("NewStore = %v; want ErrInvalidOption saying %q", err, tt.wantErr)
+			}
+			if s != nil {
+				_ = s.Close()
+			}
+			if warned := strings.Contains(logs.String(), "TTL off"); warned != tt.warns {
+				t.Errorf("TTL warning %v, want %v; logs:\n%s", warned, tt.warns, logs.String())
+			}
+		})
 	}
 }

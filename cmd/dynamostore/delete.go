@@ -40,11 +40,11 @@ func setupDelete(fs *flag.FlagSet, e *env) func(context.Context, []string) error
 	fs.StringVar(&f.cookieName, "name", "session", "the `name` of the session cookie, which its signature covers")
 	fs.StringVar(&f.hashKeyFile, "hash-key-file", "", "`file` holding the cookie hash key, to verify a cookie value (default $"+hashKeyEnv+")")
 	fs.StringVar(&f.blockKeyFile, "block-key-file", "", "`file` holding the cookie block key, for encrypted cookies (default $"+blockKeyEnv+")")
-	fs.StringVar(&f.keyEncoding, "key-encoding", "hex", "how the keys are written: hex, base64 or raw")
+	fs.StringVar(&f.keyEncoding, "key-encoding", "hex", "the `encoding` of the key files and variables: hex (as dynamostore keygen prints), base64 or raw")
 	yes := yesFlag(fs)
 	return func(ctx context.Context, args []string) error {
 		if len(args) != 1 {
-			return usagef("delete takes one argument: a session ID, a cookie value, or - to read it from standard input (write -- before one that begins with -)")
+			return usagef("delete takes one argument, got %d: a session ID, a cookie value, or - to read it from standard input (the table is --table; write -- before an argument that begins with -)", len(args))
 		}
 		arg := args[0]
 		if arg == "-" {

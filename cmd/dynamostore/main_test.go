@@ -54,6 +54,33 @@ func (r result) ok(t *testing.T) result {
 	return r
 }
 
+// okProgress is ok for reap, which may write progress lines to standard
+// error: it fails the test unless r succeeded with nothing but progress
+// lines on stderr.
+func (r result) okProgress(t *testing.T) result {
+	t.Helper()
+	if r.code != exitOK {
+		t.Fatalf("exit %d, stderr %q, stdout %q; want success", r.code, r.stderr, r.stdout)
+	}
+	for _, line := range strings.SplitAfter(r.stderr, "\n") {
+		if line != "" && (!strings.HasPrefix(line, "progress: ") || !strings.HasSuffix(line, "\n")) {
+			t.Fatalf("stderr %q holds more than progress lines", r.stderr)
+		}
+	}
+	return r
+}
+
+// terminals runs the command as if standard error were a terminal (where
+// reap draws its bar) when stderrTerminal, and standard input one when
+// stdinTerminal.
+func terminals(t *testing.T, stdinTerminal, stderrTerminal bool, stdin string, args ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := runWith(t.Context(), args, &env{stdin: bufio.NewReader(strings.NewReader(stdin)), stdinTerminal: stdinTerminal,
+		stdout: &stdout, stderr: &stderr, stderrTerminal: stderrTerminal})
+	return result{code, stdout.String(), stderr.String()}
+}
+
 // fails checks that r failed with status code and one line on stderr
 // containing want.
 func (r result) fails(t *testing.T, code int, want string) {
@@ -92,10 +119,16 @@ func TestUsage(t *testing.T) {
 		{"status -h", []string{"status", "-h"}, exitOK, "-json", ""},
 		{"reap -h", []string{"reap", "--help"}, exitOK, "-dry-run", ""},
 		{"delete -h", []string{"delete", "-h"}, exitOK, "-hash-key-file file", ""},
-		{"revoke-owner -h", []string{"revoke-owner", "-h"}, exitOK, "usage: dynamostore revoke-owner [flags] <owner|->", ""},
+		{"revoke-owner -h", []string{"revoke-owner", "-h"}, exitOK, "usage: dynamostore revoke-owner --table name [flags] <owner|->", ""},
 		{"unknown flag", []string{"reap", "--fast"}, exitUsage, "", "flag provided but not defined: -fast"},
 		{"no table", []string{"status", "--endpoint", "http://127.0.0.1:1"}, exitUsage, "", "no table"},
-		{"extra argument", []string{"status", "t", "now"}, exitUsage, "", "takes at most one argument"},
+		{"extra argument", []string{"status", "t", "now"}, exitUsage, "", "status takes no arguments (the table is --table), got 2"},
+		{"two tables", []string{"status", "t", "--table", "u"}, exitUsage, "", "two tables, --table u and the argument t"},
+		{"flag before the command", []string{"--table", "t", "status"}, exitUsage, "", "the command comes first"},
+		{"keygen argument", []string{"keygen", "32"}, exitUsage, "", "keygen takes no arguments"},
+		{"keygen takes no table", []string{"keygen", "--table", "t"}, exitUsage, "", "flag provided but not defined: -table"},
+		{"delete: flag-like argument", []string{"delete", "--table", "t", "-abc"}, exitUsage, "", "write -- before an argument that begins with -"},
+		{"delete: two arguments", []string{"delete", "t", "id"}, exitUsage, "", "delete takes one argument, got 2"},
 		{"revoke-owner without owner", []string{"revoke-owner", "--table", "t"}, exitUsage, "", "takes one argument"},
 		{"revoke-owner with empty owner", []string{"revoke-owner", "--table", "t", "-"}, exitUsage, "", "empty owner"},
 		{"negative capacity", []string{"create-table", "--table", "t", "--read", "-1"}, exitUsage, "", "must not be negative"},
@@ -363,28 +396,34 @@ func TestReap(t *testing.T) {
 			base := args(on(t, table), []string{"--page-size", "10", "--progress-interval", "0"})
 
 			// A dry run counts, page by page, and deletes nothing.
-			r := cli(t, "", args([]string{"reap", "--dry-run"}, base, tt.dryFlags)...).ok(t)
+			// Its progress lines go to standard error, not a terminal here.
+			r := cli(t, "", args([]string{"reap", "--dry-run"}, base, tt.dryFlags)...).okProgress(t)
 			if !strings.Contains(r.stdout, fmt.Sprintf("expired:     %d (dry run", expired)) {
 				t.Fatalf("dry run output lacks the expired count %d:\n%s", expired, r.stdout)
 			}
-			if n := strings.Count(r.stdout, "progress: "); n < 4 {
-				t.Fatalf("dry run over %d items in pages of 10 printed %d progress lines, want at least 4:\n%s", expired+live, n, r.stdout)
+			if n := strings.Count(r.stderr, "progress: "); n < 5 || strings.Contains(r.stdout, "progress") {
+				t.Fatalf("dry run over %d items in pages of 10 printed %d progress lines on stderr, want at least 5 and none on stdout:\nstdout:\n%s\nstderr:\n%s", expired+live, n, r.stdout, r.stderr)
 			}
 			if n := len(keysIn(t, client, table)); n != expired+live {
 				t.Fatalf("after the dry run the table holds %d sessions, want %d", n, expired+live)
 			}
 
-			r = cli(t, "", args([]string{"reap", "--json"}, base, tt.flags)...).ok(t)
-			lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+			// With --json, on a terminal: the bar on stderr, the JSON
+			// document alone on stdout.
+			r = terminals(t, false, true, "", args([]string{"reap", "--json"}, base, tt.flags)...)
+			if r.code != exitOK {
+				t.Fatalf("reap --json: exit %d, stderr %q", r.code, r.stderr)
+			}
 			var rep reapReport
-			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rep); err != nil {
+			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 				t.Fatalf("reap --json: %v\n%s", err, r.stdout)
 			}
 			if rep.Deleted != expired || rep.Expired != expired || rep.Scanned < expired+live || rep.DryRun || rep.SkippedByLease {
 				t.Fatalf("reap reported %+v, want %d of %d deleted", rep, expired, expired+live)
 			}
-			if !strings.Contains(lines[len(lines)-2], fmt.Sprintf("deleted %d", expired)) {
-				t.Fatalf("the last progress line does not show the deletions:\n%s", r.stdout)
+			frames := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\r")
+			if last := frames[len(frames)-1]; !strings.Contains(last, fmt.Sprintf("100%%  scanned %d of %d, expired %d, deleted %d", rep.Scanned, rep.Scanned, expired, expired)) {
+				t.Fatalf("the last frame of the bar is %q, want 100%% and the deletions", last)
 			}
 			got := keysIn(t, client, table)
 			if len(got) != live {
@@ -403,7 +442,7 @@ func TestReapText(t *testing.T) {
 	client := dbtest.Client(t)
 	table := dbtest.NewTable(t, client)
 	seed(t, client, table, 3, 2)
-	r := cli(t, "", args([]string{"reap"}, on(t, table))...).ok(t)
+	r := cli(t, "", args([]string{"reap"}, on(t, table))...).okProgress(t)
 	for _, want := range []string{"expired:     3", "deleted:     3", "kept:        0", "segments:    1"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("reap output lacks %q:\n%s", want, r.stdout)
@@ -412,7 +451,7 @@ func TestReapText(t *testing.T) {
 	// A pass from the command line does not put the next one off: reaping
 	// again at once runs, lease and all.
 	seed(t, client, table, 1, 0)
-	r = cli(t, "", args([]string{"reap"}, on(t, table))...).ok(t)
+	r = cli(t, "", args([]string{"reap"}, on(t, table))...).okProgress(t)
 	if !strings.Contains(r.stdout, "deleted:     1") {
 		t.Errorf("a second reap right after the first did not run:\n%s", r.stdout)
 	}
@@ -482,14 +521,14 @@ func TestReapGrace(t *testing.T) {
 				}
 			}
 			base := args(on(t, table), tt.flags)
-			r := cli(t, "", args([]string{"reap", "--dry-run"}, base)...).ok(t)
+			r := cli(t, "", args([]string{"reap", "--dry-run"}, base)...).okProgress(t)
 			if !strings.Contains(r.stdout, fmt.Sprintf("expired:     %d (dry run", want)) || !strings.Contains(r.stdout, fmt.Sprintf("grace:       %v (", tt.grace)) {
 				t.Fatalf("dry run with grace %v does not count %d sessions:\n%s", tt.grace, want, r.stdout)
 			}
+			// Standard error is no terminal: no progress, only the JSON.
 			r = cli(t, "", args([]string{"reap", "--json"}, base)...).ok(t)
-			lines := strings.Split(strings.TrimSpace(r.stdout), "\n") // progress lines, then the report
 			var rep reapReport
-			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rep); err != nil {
+			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 				t.Fatalf("reap --json: %v\n%s", err, r.stdout)
 			}
 			if rep.Deleted != want || rep.GraceSeconds != tt.grace.Seconds() {
@@ -627,31 +666,64 @@ func TestProgressDraw(t *testing.T) {
 		tty    bool
 		total  int64
 		dryRun bool
-		want   string
+		want   string // after one page
+		done   string // what finish writes after a pass that succeeded
 	}{
 		{"terminal", true, 200, false,
-			"\r[###############---------------]  50%  scanned 100 of ~200, expired 10, deleted 5\x1b[K"},
+			"\r[###############---------------]  50%  scanned 100 of ~200, expired 10, deleted 5\x1b[K",
+			"\r[##############################] 100%  scanned 100 of 100, expired 10, deleted 5\x1b[K\n"},
 		{"terminal, past the estimate", true, 50, false,
-			"\r[#############################-]  99%  scanned 100 of ~50, expired 10, deleted 5\x1b[K"},
-		{"plain", false, 200, false, "progress:  50%  scanned 100 of ~200, expired 10, deleted 5\n"},
-		{"plain, no estimate", false, 0, false, "progress: scanned 100, expired 10, deleted 5\n"},
-		{"plain dry run", false, 0, true, "progress: scanned 100, expired 10\n"},
+			"\r[#############################-]  99%  scanned 100 of ~100, expired 10, deleted 5\x1b[K",
+			"\r[##############################] 100%  scanned 100 of 100, expired 10, deleted 5\x1b[K\n"},
+		{"plain", false, 200, false, "progress:  50%  scanned 100 of ~200, expired 10, deleted 5\n",
+			"progress: 100%  scanned 100 of 100, expired 10, deleted 5\n"},
+		{"plain, no estimate", false, 0, false, "progress: scanned 100, expired 10, deleted 5\n",
+			"progress: 100%  scanned 100 of 100, expired 10, deleted 5\n"},
+		{"plain dry run", false, 0, true, "progress: scanned 100, expired 10\n",
+			"progress: 100%  scanned 100 of 100, expired 10\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			p := &progress{w: &buf, tty: tt.tty, total: tt.total, dryRun: tt.dryRun}
-			p.add(100, 10, 5)
-			if buf.String() != tt.want {
-				t.Fatalf("drew %q, want %q", buf.String(), tt.want)
-			}
-			buf.Reset()
-			p.finish()
-			if want := map[bool]string{true: "\r\x1b[K", false: ""}[p.tty]; buf.String() != want {
-				t.Fatalf("finish wrote %q, want %q", buf.String(), want)
+			for _, ok := range []bool{true, false} {
+				var buf bytes.Buffer
+				p := &progress{w: &buf, tty: tt.tty, total: tt.total, dryRun: tt.dryRun}
+				p.add(100, 10, 5)
+				if buf.String() != tt.want {
+					t.Fatalf("drew %q, want %q", buf.String(), tt.want)
+				}
+				buf.Reset()
+				p.finish(ok)
+				// A failed pass keeps its last state, and ends the bar's
+				// line on a terminal.
+				want := map[bool]string{true: "\n", false: ""}[tt.tty]
+				if ok {
+					want = tt.done
+				}
+				if buf.String() != want {
+					t.Fatalf("finish(%v) wrote %q, want %q", ok, buf.String(), want)
+				}
 			}
 		})
 	}
+
+	t.Run("nothing shown", func(t *testing.T) {
+		// A pass the lease skips scans nothing: finish shows nothing.
+		var buf bytes.Buffer
+		p := &progress{w: &buf, tty: true, total: 10}
+		p.finish(true)
+		if buf.Len() != 0 {
+			t.Fatalf("finish wrote %q for a pass that scanned nothing", buf.String())
+		}
+	})
+	t.Run("nowhere", func(t *testing.T) {
+		// Without a writer, progress only counts.
+		p := &progress{total: 10}
+		p.add(3, 2, 1)
+		p.finish(true)
+		if s, e, d := p.counts(); s != 3 || e != 2 || d != 1 {
+			t.Fatalf("counts %d, %d, %d; want 3, 2, 1", s, e, d)
+		}
+	})
 }
 
 func TestRevokeOwner(t *testing.T) {

@@ -16,11 +16,11 @@ import (
 )
 
 // progress follows a reaper pass through the DynamoDB calls it makes, seen
-// from inside the SDK client, and shows how far it got: a bar redrawn in
-// place on a terminal, plain lines otherwise.
+// from inside the SDK client, counts what it did and shows how far it got:
+// a bar redrawn in place on a terminal, plain lines otherwise.
 type progress struct {
-	w      io.Writer
-	tty    bool
+	w      io.Writer     // where to show progress; nil: nowhere, only count
+	tty    bool          // w is a terminal: draw a bar
 	every  time.Duration // least time between two updates; 0 = every call
 	total  int64         // approximate number of items in the table; 0 = unknown
 	dryRun bool          // nothing is deleted: show no deletions
@@ -30,7 +30,9 @@ type progress struct {
 	expired int64 // of which expired (matched the filter)
 	deleted int64 // items deleted
 	last    time.Time
+	shown   bool // something was written to w
 	drawn   bool // a bar is on the terminal's current line
+	done    bool // the pass is over: show 100%
 }
 
 // isTerminal reports whether v, a reader or writer, is a terminal.
@@ -89,6 +91,9 @@ func (p *progress) add(scanned, expired, deleted int64) {
 	p.scanned += scanned
 	p.expired += expired
 	p.deleted += deleted
+	if p.w == nil {
+		return
+	}
 	if now := time.Now(); p.every == 0 || now.Sub(p.last) >= p.every {
 		p.last = now
 		p.draw()
@@ -105,6 +110,23 @@ func (p *progress) counts() (scanned, expired, deleted int64) {
 // barWidth is the number of cells of the terminal bar.
 const barWidth = 30
 
+// estimate returns the percentage done and the number of items the pass
+// examines, as far as they are known: the table's approximate item count,
+// but never less than what was scanned already, since the count is
+// DynamoDB's estimate (updated about every six hours) and the lease row
+// the pass writes is in no count. Until the pass ends the percentage stops
+// at 99; then it is 100 and the number exact. The caller holds p.mu.
+func (p *progress) estimate() (pct, items int64, exact bool) {
+	if p.done {
+		return 100, p.scanned, true
+	}
+	items = max(p.total, p.scanned)
+	if items == 0 {
+		return 0, 0, false
+	}
+	return min(p.scanned*100/items, 99), items, false
+}
+
 // draw writes the current state. The caller holds p.mu.
 func (p *progress) draw() {
 	var b strings.Builder
@@ -113,14 +135,17 @@ func (p *progress) draw() {
 	} else {
 		b.WriteString("progress: ")
 	}
-	if p.total > 0 {
-		// The item count is an estimate: never claim to be done early.
-		pct := min(p.scanned*100/p.total, 99)
+	if p.total > 0 || p.done {
+		pct, items, exact := p.estimate()
 		if p.tty {
 			filled := int(pct) * barWidth / 100
 			fmt.Fprintf(&b, "[%s%s] ", strings.Repeat("#", filled), strings.Repeat("-", barWidth-filled))
 		}
-		fmt.Fprintf(&b, "%3d%%  scanned %d of ~%d", pct, p.scanned, p.total)
+		approx := "~"
+		if exact {
+			approx = ""
+		}
+		fmt.Fprintf(&b, "%3d%%  scanned %d of %s%d", pct, p.scanned, approx, items)
 	} else {
 		fmt.Fprintf(&b, "scanned %d", p.scanned)
 	}
@@ -134,16 +159,27 @@ func (p *progress) draw() {
 	} else {
 		b.WriteString("\n")
 	}
+	p.shown = true
 	_, _ = io.WriteString(p.w, b.String())
 }
 
-// finish erases the bar from the terminal, so the statistics that follow
-// start on a clean line.
-func (p *progress) finish() {
+// finish ends the progress display when the pass is over. After a pass
+// that succeeded, it shows the final state at 100%; after one that
+// failed, it leaves the last state as it was. On a terminal it then ends
+// the bar's line, so that what follows starts on a clean one. When nothing
+// was shown (a pass the lease skipped scans nothing), it shows nothing.
+func (p *progress) finish(ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.w == nil || !p.shown {
+		return
+	}
+	if ok {
+		p.done = true
+		p.draw()
+	}
 	if p.drawn {
-		_, _ = io.WriteString(p.w, "\r\x1b[K")
+		_, _ = io.WriteString(p.w, "\n")
 		p.drawn = false
 	}
 }

@@ -45,11 +45,17 @@ func setupReap(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 		if err := f.check(); err != nil {
 			return err
 		}
-		table, err := e.tableArg("reap", args)
+		table, err := e.tableOnly("reap", args)
 		if err != nil {
 			return err
 		}
-		p := &progress{w: e.stdout, tty: isTerminal(e.stdout), every: f.every, dryRun: f.dryRun}
+		// Progress goes to standard error, so that standard output carries
+		// only the result; with --json only to a terminal, so that a job's
+		// log holds nothing but the JSON document.
+		p := &progress{tty: e.stderrTerminal, every: f.every, dryRun: f.dryRun}
+		if p.tty || !f.asJSON {
+			p.w = e.stderr
+		}
 		if p.tty {
 			p.every = 100 * time.Millisecond
 		}
@@ -74,7 +80,7 @@ func setupReap(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 		} else {
 			rep, err = reap(ctx, client, table, &f)
 		}
-		p.finish()
+		p.finish(err == nil)
 		if err != nil {
 			return tableError(table, err)
 		}
@@ -84,6 +90,9 @@ func setupReap(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 		return rep.print(e, f.asJSON)
 	}
 }
+
+// reapDetails is the help of reap after its summary.
+const reapDetails = `Standard output carries only the statistics (with --json, one JSON object). Progress goes to standard error: a bar when it is a terminal, ending at 100% when the pass ends; otherwise a line every --progress-interval, except with --json, which shows progress only on a terminal.`
 
 // register defines the flags of the reap command on fs.
 func (f *reapFlags) register(fs *flag.FlagSet) {
@@ -95,7 +104,7 @@ func (f *reapFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.noLease, "no-lease", false, "run even when another reaper holds the table's reaper lease")
 	fs.BoolVar(&f.asJSON, "json", false, "print the statistics as a JSON object")
 	fs.DurationVar(&f.grace, "grace", defaultGrace, "delete (or, with --dry-run, count) only sessions that expired at least this `duration` ago, so that\na clock running ahead of the app's deletes no session the app still serves (0: none)")
-	fs.DurationVar(&f.every, "progress-interval", 10*time.Second, "when standard output is not a terminal, print a progress line this often\n(0: after every page)")
+	fs.DurationVar(&f.every, "progress-interval", 10*time.Second, "when standard error is not a terminal, print a progress line to it this often\n(0: after every page; with --json, progress shows only on a terminal)")
 }
 
 func (f *reapFlags) check() error {

@@ -16,7 +16,7 @@ func setupRevokeOwner(fs *flag.FlagSet, e *env) func(context.Context, []string) 
 	yes := yesFlag(fs)
 	return func(ctx context.Context, args []string) error {
 		if len(args) != 1 {
-			return usagef("revoke-owner takes one argument: the owner, or - to read it from standard input")
+			return usagef("revoke-owner takes one argument, got %d: the owner, or - to read it from standard input (the table is --table)", len(args))
 		}
 		owner := args[0]
 		if owner == "-" {
@@ -51,7 +51,11 @@ func setupRevokeOwner(fs *flag.FlagSet, e *env) func(context.Context, []string) 
 		if err != nil {
 			return fmt.Errorf("after deleting %d sessions: %w", n, tableError(table, err))
 		}
-		fmt.Fprintf(e.stdout, "deleted %d sessions\n", n)
+		plural := "s"
+		if n == 1 {
+			plural = ""
+		}
+		fmt.Fprintf(e.stdout, "deleted %d session%s\n", n, plural)
 		return nil
 	}
 }

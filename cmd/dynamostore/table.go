@@ -35,7 +35,7 @@ func setupCreateTable(fs *flag.FlagSet, e *env) func(context.Context, []string) 
 		if wait <= 0 {
 			return usagef("--wait must be positive")
 		}
-		table, err := e.tableArg("create-table", args)
+		table, err := e.tableOnly("create-table", args)
 		if err != nil {
 			return err
 		}
@@ -160,7 +160,7 @@ func setupStatus(fs *flag.FlagSet, e *env) func(context.Context, []string) error
 	var asJSON bool
 	fs.BoolVar(&asJSON, "json", false, "print the status as a JSON object")
 	return func(ctx context.Context, args []string) error {
-		table, err := e.tableArg("status", args)
+		table, err := e.tableOnly("status", args)
 		if err != nil {
 			return err
 		}

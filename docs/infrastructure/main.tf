@@ -38,7 +38,7 @@ resource "aws_iam_policy" "session_store" {
     Statement = [{
       Sid      = "SessionStore"
       Effect   = "Allow"
-      Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+      Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:DescribeTimeToLive"]
       Resource = aws_dynamodb_table.sessions.arn
     }]
   })

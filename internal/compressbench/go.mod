@@ -1,6 +1,6 @@
 module github.com/dynamostore/dynamostore/internal/compressbench
 
-go 1.24
+go 1.25
 
 require (
 	github.com/dynamostore/dynamostore v0.0.0
