@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"embed"
@@ -76,8 +77,22 @@ func (a *app) routes() http.Handler {
 	r.HandleFunc("/signout", a.signOut).Methods(http.MethodPost)
 	r.HandleFunc("/session.json", a.sessionJSON).Methods(http.MethodGet)
 	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", http.FileServerFS(a.static))).Methods(http.MethodGet)
-	r.Use(securityHeaders, a.accessLog)
+	r.Use(securityHeaders, a.accessLog, withDeadline)
 	return r
+}
+
+// requestTimeout bounds each request, and so every DynamoDB call it makes
+// (the Store uses the request's context): a DynamoDB that stops answering
+// turns into a 503 within it instead of holding the request.
+const requestTimeout = 5 * time.Second
+
+// withDeadline gives each request's context the deadline requestTimeout.
+func withDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // securityHeaders forbids framing, inline scripts and cross-site form

@@ -392,3 +392,17 @@ func TestStoreUnavailable(t *testing.T) {
 		t.Fatalf("openStore hung until the deadline: %v", err)
 	}
 }
+
+// TestRequestsHaveADeadline: every request's context, which the Store's
+// DynamoDB calls use, ends within requestTimeout.
+func TestRequestsHaveADeadline(t *testing.T) {
+	var deadline time.Time
+	var ok bool
+	h := withDeadline(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		deadline, ok = r.Context().Deadline()
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	if end := time.Now().Add(requestTimeout); !ok || deadline.After(end) {
+		t.Fatalf("request deadline %v (set %v); want within %v", time.Until(deadline), ok, requestTimeout)
+	}
+}
