@@ -210,11 +210,12 @@ func TestUnencodableValuesCatalogue(t *testing.T) {
 	type unregistered struct{ A int }
 	type withFunc struct{ F func() }
 	ch := make(chan int)
-	gobCases := []struct {
-		name string
-		key  any
-		val  any
-	}{
+	// valueCase is one value (or key) that a serializer cannot encode.
+	type valueCase struct {
+		name     string
+		key, val any
+	}
+	gobCases := []valueCase{
 		{"func", "culprit", func() {}},
 		{"channel", "culprit", make(chan int)},
 		{"unregistered struct", "culprit", unregistered{1}},
@@ -226,11 +227,7 @@ func TestUnencodableValuesCatalogue(t *testing.T) {
 		{"channel key", ch, 1},
 		{"unregistered key", unregistered{3}, 1},
 	}
-	jsonCases := []struct {
-		name string
-		key  any
-		val  any
-	}{
+	jsonCases := []valueCase{
 		{"func", "culprit", func() {}},
 		{"channel", "culprit", make(chan int)},
 		{"NaN", "culprit", math.NaN()},

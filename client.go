@@ -36,7 +36,11 @@ func defaultBackend(ctx context.Context, table string, cfg *settings) (*dynamoBa
 			return nil, err
 		}
 	case canCheck:
-		if err := checkTable(ctx, tc, table, cfg.reap.interval() == 0, cfg.logger); err != nil {
+		timeout := cfg.checkTimeout
+		if timeout == 0 {
+			timeout = checkTimeout
+		}
+		if err := checkTable(ctx, tc, table, cfg.reap.interval() == 0, timeout, cfg.logger); err != nil {
 			return nil, err
 		}
 	}

@@ -678,3 +678,38 @@ func TestOneGoVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsPrefixPolicy: the policy that confines an app to its key prefix
+// allows the Store's item calls only under a LeadingKeys condition on a
+// prefix ending with '#', and the table check's calls.
+func TestDocsPrefixPolicy(t *testing.T) {
+	var doc struct {
+		Statement []struct {
+			Sid       string
+			Action    stringList
+			Condition map[string]map[string]stringList
+		}
+	}
+	if err := json.Unmarshal([]byte(readDoc(t, "iam-store-prefix.json")), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var items, check bool
+	for _, st := range doc.Statement {
+		actions := slices.Sorted(slices.Values(st.Action))
+		switch {
+		case slices.Equal(actions, []string{"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}):
+			keys := st.Condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+			if len(keys) != 1 || !strings.HasSuffix(keys[0], "#*") {
+				t.Errorf("%s: LeadingKeys %v, want one prefix ending with #*", st.Sid, keys)
+			}
+			items = true
+		case slices.Equal(actions, []string{"dynamodb:DescribeTable", "dynamodb:DescribeTimeToLive"}):
+			check = true
+		default:
+			t.Errorf("%s: unexpected actions %v", st.Sid, actions)
+		}
+	}
+	if !items || !check {
+		t.Errorf("policy lacks the item statement (%v) or the table check (%v)", items, check)
+	}
+}

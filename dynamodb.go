@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
@@ -38,6 +39,7 @@ type dynamoBackend struct {
 	consistentRead *bool
 	owner          string        // reaper lease owner ID of this backend
 	reaping        chan struct{} // one reaper pass at a time
+	prefix         string        // DynamoDBOptions.KeyPrefix
 
 	createCond compiledExpr // attribute_not_exists(id)
 	// updates holds the UpdateItem expressions of Update, indexed by
@@ -52,21 +54,49 @@ type dynamoBackend struct {
 
 var _ Backend = (*dynamoBackend)(nil)
 
+// DynamoDBOptions configure NewDynamoDBBackend. The zero value is the
+// Store's own configuration.
+type DynamoDBOptions struct {
+	// EventuallyConsistent makes reads eventually consistent, which costs
+	// half the read units but may miss a write made a moment earlier
+	// through another instance. Default: strongly consistent reads.
+	EventuallyConsistent bool
+
+	// KeyPrefix shares one table between several apps or environments:
+	// the backend stores its sessions under KeyPrefix + storage key and
+	// never loads, writes, reaps or revokes a row outside its prefix (nor,
+	// without a prefix, one with a prefix), and keeps its own reaper lease.
+	// It must end with '#' ("staging#", "app1#"), which no storage key
+	// contains, and be at most 255 bytes. An IAM policy can confine an app
+	// to its prefix (dynamodb:LeadingKeys; see docs/infrastructure).
+	// Default: none.
+	KeyPrefix string
+}
+
 // NewDynamoDBBackend returns the Backend that keeps sessions in the named
 // DynamoDB table, the one a Store makes itself unless WithBackend is given:
 // for a job that reaps (its Reap) or revokes (its DeleteOwner) without a
-// Store, or to wrap in a Backend of your own. consistentRead selects
-// strongly consistent reads (the Store's default) or eventually consistent
-// ones, which cost half the read units but may miss a write made a moment
-// earlier through another instance.
-func NewDynamoDBBackend(client *dynamodb.Client, table string, consistentRead bool) (Backend, error) {
+// Store, for a Store with a key prefix (give it with WithBackend), or to
+// wrap in a Backend of your own. An invalid table name or KeyPrefix is an
+// error wrapping ErrInvalidOption.
+func NewDynamoDBBackend(client *dynamodb.Client, table string, opts DynamoDBOptions) (Backend, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil DynamoDB client", ErrInvalidOption)
 	}
-	return newDynamoBackend(client, table, consistentRead)
+	p := opts.KeyPrefix
+	if p != "" && (!strings.HasSuffix(p, "#") || len(p) > 255 || !utf8.ValidString(p)) {
+		return nil, fmt.Errorf("%w: key prefix %q must end with '#' and be at most 255 bytes of UTF-8", ErrInvalidOption, p)
+	}
+	return newPrefixedBackend(client, table, !opts.EventuallyConsistent, p)
 }
 
 func newDynamoBackend(client dynamoAPI, table string, consistentRead bool) (*dynamoBackend, error) {
+	return newPrefixedBackend(client, table, consistentRead, "")
+}
+
+// newPrefixedBackend is the backend on table whose rows are those of
+// prefix (see DynamoDBOptions.KeyPrefix and ownsID).
+func newPrefixedBackend(client dynamoAPI, table string, consistentRead bool, prefix string) (*dynamoBackend, error) {
 	if err := validTableName(table); err != nil {
 		return nil, err
 	}
@@ -76,8 +106,14 @@ func newDynamoBackend(client dynamoAPI, table string, consistentRead bool) (*dyn
 		consistentRead: aws.Bool(consistentRead),
 		owner:          newOwnerID(),
 		reaping:        make(chan struct{}, 1),
+		prefix:         prefix,
 	}
-	id, exp, mod := expression.Name(attrID), expression.Name(attrExpires), expression.Name(attrModified)
+	// The reaper's Scan keeps to the rows ownsID says are the backend's.
+	ours := expression.Not(expression.Contains(id0, paramMarker+"hash"))
+	if prefix != "" {
+		ours = expression.BeginsWith(id0, paramMarker+"prefix").And(id0.Size().Equal(param("len")))
+	}
+	id, exp, mod := id0, expression.Name(attrExpires), expression.Name(attrModified)
 	live := expression.AttributeExists(id).And(exp.GreaterThan(param("now")))
 	for f := range updateFlags(updateVariants) {
 		var err error
@@ -96,7 +132,7 @@ func newDynamoBackend(client dynamoAPI, table string, consistentRead bool) (*dyn
 		{&b.deleteLive, expression.NewBuilder().WithCondition(live)},
 		{&b.ownerQuery, expression.NewBuilder().WithKeyCondition(expression.Key(attrOwner).Equal(expression.Value(paramMarker + "owner")))},
 		{&b.reapScan, expression.NewBuilder().WithProjection(expression.NamesList(id, exp)).
-			WithFilter(exp.LessThan(param("now")))},
+			WithFilter(exp.LessThan(param("now")).And(ours))},
 		{&b.reapDelete, expression.NewBuilder().WithCondition(exp.LessThan(param("now")))},
 	} {
 		if *c.dst, err = compile(c.b); err != nil {
@@ -105,6 +141,24 @@ func newDynamoBackend(client dynamoAPI, table string, consistentRead bool) (*dyn
 	}
 	return b, nil
 }
+
+// id0 is the name of the partition key in expressions.
+var id0 = expression.Name(attrID)
+
+// ownsID reports whether the row with partition key id is one of the
+// backend's sessions: with a prefix, the prefix and then a storage key (no
+// '#'); without, an ID with no '#' (which also leaves every lease item
+// alone).
+func (b *dynamoBackend) ownsID(id string) bool {
+	if b.prefix == "" {
+		return !strings.Contains(id, "#")
+	}
+	return strings.HasPrefix(id, b.prefix) && len(id) == len(b.prefix)+storageKeyLen
+}
+
+// storageKeyLen is the length of a storage key: a SHA-256 in unpadded
+// base64url.
+var storageKeyLen = len(storageKey(""))
 
 // updateFlags selects the UpdateItem expression of Update.
 type updateFlags int
@@ -184,7 +238,7 @@ func isConditionFailed(err error) bool {
 func (b *dynamoBackend) Get(ctx context.Context, key string, now time.Time) (Record, error) {
 	out, err := b.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      b.table,
-		Key:            keyOf(key),
+		Key:            keyOf(b.prefix + key),
 		ConsistentRead: b.consistentRead,
 	})
 	if err != nil {
@@ -210,7 +264,7 @@ func (b *dynamoBackend) Create(ctx context.Context, rec Record) error {
 	if err := checkSize(rec); err != nil {
 		return err
 	}
-	v := newWriteValues(rec.Key, rec.Data, rec.Expires.Unix(), rec.Modified.UnixMilli())
+	v := newWriteValues(b.prefix+rec.Key, rec.Data, rec.Expires.Unix(), rec.Modified.UnixMilli())
 	item := map[string]types.AttributeValue{
 		attrID:       &v.key,
 		attrExpires:  &v.num[0],
@@ -255,7 +309,7 @@ func (b *dynamoBackend) Update(ctx context.Context, rec Record) error {
 	f := flagsOf(rec)
 	e := &b.updates[f]
 	vals := make(map[string]types.AttributeValue, len(e.placeholders))
-	v := newWriteValues(rec.Key, rec.Data, rec.Modified.Unix(), rec.Expires.Unix(), rec.Modified.UnixMilli())
+	v := newWriteValues(b.prefix+rec.Key, rec.Data, rec.Modified.Unix(), rec.Expires.Unix(), rec.Modified.UnixMilli())
 	vals[e.ph("now")] = &v.num[0]
 	vals[e.ph("exp")] = &v.num[1]
 	vals[e.ph("mod")] = &v.num[2]
@@ -293,7 +347,7 @@ func (b *dynamoBackend) Update(ctx context.Context, rec Record) error {
 // the expiry and last-written attributes.
 func (b *dynamoBackend) Touch(ctx context.Context, key string, expires, modified time.Time) error {
 	e := &b.touch
-	v := newWriteValues(key, nil, modified.Unix(), expires.Unix(), modified.UnixMilli())
+	v := newWriteValues(b.prefix+key, nil, modified.Unix(), expires.Unix(), modified.UnixMilli())
 	_, err := b.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                b.table,
 		Key:                      v.keyMap(),
@@ -321,7 +375,7 @@ func (b *dynamoBackend) Delete(ctx context.Context, key string, now time.Time) e
 	e := &b.deleteLive
 	_, err := b.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                 b.table,
-		Key:                       keyOf(key),
+		Key:                       keyOf(b.prefix + key),
 		ConditionExpression:       e.condition,
 		ExpressionAttributeNames:  e.names,
 		ExpressionAttributeValues: map[string]types.AttributeValue{e.ph("now"): epochSeconds(now)},
@@ -357,7 +411,7 @@ func (b *dynamoBackend) whyRefused(ctx context.Context, rec Record) error {
 // conditional write was refused over; nil when there is none.
 func (b *dynamoBackend) readRefused(ctx context.Context, key string) (map[string]types.AttributeValue, error) {
 	out, err := b.client.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: b.table, Key: keyOf(key), ConsistentRead: aws.Bool(true),
+		TableName: b.table, Key: keyOf(b.prefix + key), ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
 		return nil, err
@@ -393,10 +447,10 @@ func (b *dynamoBackend) DeleteOwner(ctx context.Context, owner string) (int, err
 		}
 		for _, item := range page.Items {
 			key, ok := item[attrID].(*types.AttributeValueMemberS)
-			if !ok {
-				continue
+			if !ok || !b.ownsID(key.Value) {
+				continue // another store's session in a shared table
 			}
-			if err := b.Delete(ctx, key.Value, time.Now()); errors.Is(err, ErrNotFound) {
+			if err := b.Delete(ctx, key.Value[len(b.prefix):], time.Now()); errors.Is(err, ErrNotFound) {
 				continue
 			} else if err != nil {
 				return n, err

@@ -284,7 +284,7 @@ func ExampleNewDynamoDBBackend_reap() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	backend, err := dynamostore.NewDynamoDBBackend(dynamodb.NewFromConfig(cfg), "sessions", true)
+	backend, err := dynamostore.NewDynamoDBBackend(dynamodb.NewFromConfig(cfg), "sessions", dynamostore.DynamoDBOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}

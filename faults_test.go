@@ -516,8 +516,11 @@ func runFaultCase(t *testing.T, clean *dynamodb.Client, table string, c faultCas
 		if !errors.Is(err, ErrSessionGone) || liveCookie(w, "s") != nil {
 			t.Fatalf("Regenerate whose delete answer was lost = %v; want ErrSessionGone and no session cookie", err)
 		}
-		if fe.stored(cookie) != nil || fe.stored(cookieOf(w, "s")) != nil {
-			t.Fatal("a session survived")
+		if fe.stored(cookie) != nil {
+			t.Fatal("the old session survived")
+		}
+		if c := cookieOf(w, "s"); c == nil || c.Value != "" || c.MaxAge >= 0 {
+			t.Fatalf("Regenerate whose delete answer was lost set cookie %v; want only the expiring one", c)
 		}
 		return
 	}

@@ -73,7 +73,7 @@ func newLease(b *dynamoBackend, o *ReaperOptions) (*lease, error) {
 		dur:   o.leaseTime(),
 		now:   o.now,
 		log:   o.logger(),
-		key:   keyOf(leaseKey),
+		key:   keyOf(b.prefix + leaseKey),
 		owned: &types.AttributeValueMemberS{Value: b.owner},
 	}
 	owner, until, next := expression.Name(attrLeaseOwner), expression.Name(attrLeaseUntil), expression.Name(attrNextPass)

@@ -46,6 +46,7 @@ type settings struct {
 	clock          func() time.Time
 	reap           ReaperOptions
 	locking        bool
+	checkTimeout   time.Duration // the table check's; 0 means checkTimeout
 }
 
 // WithEndpoint overrides the DynamoDB endpoint of the client the Store

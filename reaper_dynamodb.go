@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -108,7 +109,7 @@ func (b *dynamoBackend) sweep(ctx context.Context, cutoff time.Time, cfg *Reaper
 		clock:   clock,
 		reads:   newLimiter(cfg.ReadUnits, minReadUnits, clock),
 		writes:  newLimiter(cfg.WriteUnits, minWriteUnits, clock),
-		scanNow: map[string]types.AttributeValue{b.reapScan.ph("now"): cutoffAV},
+		scanNow: b.scanValues(cutoffAV),
 		delNow:  map[string]types.AttributeValue{b.reapDelete.ph("now"): cutoffAV},
 	}
 	n := cfg.segmentCount()
@@ -141,6 +142,20 @@ func (b *dynamoBackend) sweep(ctx context.Context, cutoff time.Time, cfg *Reaper
 	}
 	wg.Wait()
 	return total, first
+}
+
+// scanValues returns the values of the reaper Scan's filter: rows that
+// expired before cutoff, of the backend's prefix.
+func (b *dynamoBackend) scanValues(cutoff types.AttributeValue) map[string]types.AttributeValue {
+	e := &b.reapScan
+	vals := map[string]types.AttributeValue{e.ph("now"): cutoff}
+	if b.prefix == "" {
+		vals[e.ph("hash")] = &types.AttributeValueMemberS{Value: "#"}
+	} else {
+		vals[e.ph("prefix")] = &types.AttributeValueMemberS{Value: b.prefix}
+		vals[e.ph("len")] = &types.AttributeValueMemberN{Value: strconv.Itoa(len(b.prefix) + storageKeyLen)}
+	}
+	return vals
 }
 
 // segment scans one segment of total to its end, deleting the expired rows
@@ -187,9 +202,10 @@ func (w *sweeper) segment(ctx context.Context, seg, total int) (ReapStats, error
 
 		keys := make([]string, 0, len(page.Items))
 		for _, item := range page.Items {
-			// The filter never matches the lease item (it has no expiry);
-			// the check keeps it that way whatever the item holds.
-			if id, ok := item[attrID].(*types.AttributeValueMemberS); ok && id.Value != leaseKey {
+			// The filter never matches a lease item (it has no expiry) or
+			// another store's row; the check keeps it that way whatever
+			// the items hold.
+			if id, ok := item[attrID].(*types.AttributeValueMemberS); ok && w.b.ownsID(id.Value) {
 				keys = append(keys, id.Value)
 			}
 		}

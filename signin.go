@@ -49,14 +49,17 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 		return ErrLoadFailed
 	}
 	setCookies := slices.Clone(w.Header()["Set-Cookie"])
-	undo := func() {
-		sess.ID = oldID
-		setState(r, sess, st)
+	restoreCookies := func() {
 		if setCookies == nil {
 			w.Header().Del("Set-Cookie")
 		} else {
 			w.Header()["Set-Cookie"] = setCookies
 		}
+	}
+	undo := func() {
+		sess.ID = oldID
+		setState(r, sess, st)
+		restoreCookies()
 	}
 	sess.ID = ""
 	setState(r, sess, loadState{owner: st.owner})
@@ -81,13 +84,17 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 		return s.counters.countErr(err)
 	}
 	if errors.Is(err, ErrNotFound) {
-		if err := s.backend.Delete(r.Context(), storageKey(sess.ID), s.now()); err != nil && !errors.Is(err, ErrNotFound) {
-			return s.counters.countErr(fmt.Errorf("dynamostore: deleting the new session of a session ended meanwhile: %w", err))
-		}
+		// A concurrent sign-out (or regeneration) won: the session is over
+		// whatever happens next, so no cookie may name the new row.
+		newID := sess.ID
+		restoreCookies()
 		dropState(r, sess)
 		clear(sess.Values)
 		sess.ID = ""
 		http.SetCookie(w, sessions.NewCookie(sess.Name(), "", &sessions.Options{Path: sess.Options.Path, Domain: sess.Options.Domain, MaxAge: -1}))
+		if derr := s.backend.Delete(r.Context(), storageKey(newID), s.now()); derr != nil && !errors.Is(derr, ErrNotFound) {
+			s.log.WarnContext(r.Context(), "dynamostore: the new row of a session ended meanwhile could not be deleted; no cookie names it, and it expires", "session", sess.Name(), "error", derr)
+		}
 		return s.counters.countErr(fmt.Errorf("%w: regenerating its ID", ErrSessionGone))
 	}
 	s.counters.deletes.Add(1)

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dynamostore/dynamostore/internal/dbtest"
 	"github.com/gorilla/sessions"
@@ -299,4 +301,65 @@ func TestFailedLoadSequence(t *testing.T) {
 	if nc := liveCookie(w, "s"); nc == nil || fe.stored(nc)["x"] != 1 {
 		t.Fatal("new session not stored")
 	}
+}
+
+// flakyDeletes is a Backend whose Deletes fail once armed.
+type flakyDeletes struct {
+	Backend
+	fail atomic.Bool
+}
+
+func (f *flakyDeletes) Delete(ctx context.Context, key string, now time.Time) error {
+	if f.fail.Load() {
+		return errors.New("network down")
+	}
+	return f.Backend.Delete(ctx, key, now)
+}
+
+// TestRegenerateAfterSignOutSetsNoLiveCookie: a Regenerate that finds its
+// session signed out meanwhile ends it even when deleting its new row
+// fails: ErrSessionGone, and the only cookie the response sets expires.
+func TestRegenerateAfterSignOutSetsNoLiveCookie(t *testing.T) {
+	b := &flakyDeletes{Backend: newMapBackend()}
+	s := newTestStore(t, "sessions", nil, newFakeClock(), WithBackend(b))
+	r := request()
+	sess, _ := s.New(r, "s")
+	sess.Values["user"] = "alice"
+	c := cookieOf(saveThrough(t, r, sess), "s")
+
+	a := request(c)
+	loaded, _ := s.Get(a, "s")
+	other := request(c)
+	gone, _ := s.Get(other, "s")
+	if err := s.Delete(other, httptest.NewRecorder(), gone); err != nil {
+		t.Fatal(err)
+	}
+	// Regenerate's delete of the old row finds it gone; its delete of the
+	// new row then fails.
+	b.Backend = &deleteThenFail{Backend: b.Backend, armed: &b.fail}
+	w := httptest.NewRecorder()
+	err := s.Regenerate(a, w, loaded)
+	if !errors.Is(err, ErrSessionGone) {
+		t.Fatalf("Regenerate after a sign-out = %v; want ErrSessionGone", err)
+	}
+	for _, sc := range w.Result().Cookies() {
+		if sc.Name == "s" && sc.MaxAge >= 0 {
+			t.Errorf("response sets a live cookie %v", sc)
+		}
+		if got, _ := s.New(request(sc), "s"); !got.IsNew {
+			t.Errorf("cookie %v loads a session", sc)
+		}
+	}
+}
+
+// deleteThenFail passes one Delete on, then arms the failure of the next.
+type deleteThenFail struct {
+	Backend
+	armed *atomic.Bool
+}
+
+func (d *deleteThenFail) Delete(ctx context.Context, key string, now time.Time) error {
+	err := d.Backend.Delete(ctx, key, now)
+	d.armed.Store(true)
+	return err
 }

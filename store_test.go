@@ -926,13 +926,11 @@ func TestFrozenEndpointHonoursTheDeadline(t *testing.T) {
 	}()
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
 	// The table check at construction cannot be made either: the Store
-	// starts unchecked, with a warning, once the construction's deadline
-	// passes.
+	// starts unchecked, with a warning, once the check's deadline passes.
 	var logs bytes.Buffer
-	built, cancelBuild := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancelBuild()
-	s, err := NewStore(built, "sessions", WithEndpoint("http://"+ln.Addr().String()),
-		WithKeyPairs(testHashKey), withCleanupInterval(0), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	shortCheck := func(s *settings) error { s.checkTimeout = 200 * time.Millisecond; return nil }
+	s, err := NewStore(context.Background(), "sessions", WithEndpoint("http://"+ln.Addr().String()),
+		WithKeyPairs(testHashKey), withCleanupInterval(0), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), shortCheck)
 	if err != nil {
 		t.Fatal(err)
 	}

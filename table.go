@@ -250,12 +250,13 @@ func ensureTTL(ctx context.Context, client tableAPI, table string) error {
 // region reach it. Its error says which and how to fix it, wrapping
 // ErrInvalidOption: only a change of configuration fixes those. A check it
 // cannot make (no permission, throttling, a failure or no answer within
-// checkTimeout) is logged as a warning, and the Store starts unchecked.
+// timeout, checkTimeout but in tests) is logged as a warning, and the Store starts unchecked.
 // When the Store runs no reaper (reaperOff), one DescribeTimeToLive more
 // warns if DynamoDB's TTL is off too, as expired rows would then stay for
 // good.
-func checkTable(ctx context.Context, client tableAPI, table string, reaperOff bool, log *slog.Logger) error {
-	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+func checkTable(ctx context.Context, client tableAPI, table string, reaperOff bool, timeout time.Duration, log *slog.Logger) error {
+	caller := ctx
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	region := "the configured region"
 	if c, ok := client.(*dynamodb.Client); ok {
@@ -274,6 +275,9 @@ func checkTable(ctx context.Context, client tableAPI, table string, reaperOff bo
 		return fmt.Errorf("%w: no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE, run on a role, or give them with WithAWSConfig: %w", ErrInvalidOption, err)
 	case errors.As(err, &api) && refusedCredentials[api.ErrorCode()]:
 		return fmt.Errorf("%w: DynamoDB in %s refused the AWS credentials (%s): check AWS_ACCESS_KEY_ID, AWS_PROFILE or the credentials given with WithAWSConfig: %w", ErrInvalidOption, region, api.ErrorCode(), err)
+	case err != nil && caller.Err() != nil:
+		// The construction's own context ended: the caller gave up.
+		return fmt.Errorf("dynamostore: checking table %s: %w", table, err)
 	case err != nil:
 		// Throttling, a 5xx, the network, no answer in time: DynamoDB may
 		// be back by the first request.
@@ -282,6 +286,10 @@ func checkTable(ctx context.Context, client tableAPI, table string, reaperOff bo
 	}
 	if problems := tableschema.Problems(out.Table); len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalidOption, strings.Join(problems, "; "))
+	}
+	switch st := out.Table.TableStatus; st {
+	case types.TableStatusDeleting, types.TableStatusArchiving, types.TableStatusArchived, types.TableStatusInaccessibleEncryptionCredentials:
+		return fmt.Errorf("%w: table %s is %s and cannot hold sessions", ErrInvalidOption, table, st)
 	}
 	if !reaperOff {
 		return nil

@@ -345,4 +345,14 @@ func TestNewStoreChecksTheTable(t *testing.T) {
 			}
 		})
 	}
+	// A construction whose own context has ended fails rather than start
+	// unchecked.
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if s, err := NewStore(cancelled, good, WithEndpoint(endpoint), WithKeyPairs(testHashKey)); !errors.Is(err, context.Canceled) {
+		if s != nil {
+			_ = s.Close()
+		}
+		t.Errorf("NewStore with a cancelled context = %v; want context.Canceled", err)
+	}
 }

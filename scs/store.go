@@ -104,7 +104,7 @@ func NewWithOptions(client *dynamodb.Client, table string, opts Options) (*Store
 		return nil, fmt.Errorf("%w: dynamoscs: reaper interval %v must be from 1s to 400 days (0 or negative for none)",
 			dynamostore.ErrInvalidOption, interval)
 	}
-	b, err := dynamostore.NewDynamoDBBackend(client, table, !opts.EventuallyConsistentReads)
+	b, err := dynamostore.NewDynamoDBBackend(client, table, dynamostore.DynamoDBOptions{EventuallyConsistent: opts.EventuallyConsistentReads})
 	if err != nil {
 		return nil, err
 	}

@@ -54,7 +54,7 @@ func newEnv(t *testing.T, opts dynamoscs.Options, configure func(*scs.SessionMan
 		t.Fatalf("NewWithOptions: %v", err)
 	}
 	t.Cleanup(e.store.StopCleanup)
-	if e.backend, err = dynamostore.NewDynamoDBBackend(e.client, e.table, true); err != nil {
+	if e.backend, err = dynamostore.NewDynamoDBBackend(e.client, e.table, dynamostore.DynamoDBOptions{}); err != nil {
 		t.Fatalf("NewDynamoDBBackend: %v", err)
 	}
 	e.sm = scs.New()
@@ -808,7 +808,7 @@ func TestCleanupGoroutine(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer store.StopCleanup()
-		b, err := dynamostore.NewDynamoDBBackend(c, table, true)
+		b, err := dynamostore.NewDynamoDBBackend(c, table, dynamostore.DynamoDBOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -200,7 +200,7 @@ func (r *reapReport) print(e *env, asJSON bool) error {
 // reap runs one reaper pass through the table's backend, with the
 // reaper options the flags give. It needs no Store, so no signing keys.
 func reap(ctx context.Context, client *dynamodb.Client, table string, f *reapFlags) (*reapReport, error) {
-	backend, err := dynamostore.NewDynamoDBBackend(client, table, true)
+	backend, err := dynamostore.NewDynamoDBBackend(client, table, dynamostore.DynamoDBOptions{})
 	if err != nil {
 		return nil, usageIfInvalid(err)
 	}

@@ -39,7 +39,7 @@ func setupRevokeOwner(fs *flag.FlagSet, e *env) func(context.Context, []string) 
 		if err != nil {
 			return err
 		}
-		backend, err := dynamostore.NewDynamoDBBackend(client, table, true)
+		backend, err := dynamostore.NewDynamoDBBackend(client, table, dynamostore.DynamoDBOptions{})
 		if err != nil {
 			return usageIfInvalid(err)
 		}

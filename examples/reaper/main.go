@@ -145,7 +145,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 	}
-	backend, err := dynamostore.NewDynamoDBBackend(client, o.table, true)
+	backend, err := dynamostore.NewDynamoDBBackend(client, o.table, dynamostore.DynamoDBOptions{})
 	if err != nil {
 		return err
 	}
