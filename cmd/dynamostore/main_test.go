@@ -170,6 +170,7 @@ func TestCreateTable(t *testing.T) {
 		{"on demand by default", nil, types.BillingModePayPerRequest, 0, 0},
 		{"provisioned", []string{"--read", "3", "--write", "4"}, types.BillingModeProvisioned, 3, 4},
 		{"provisioned, write defaulted", []string{"--read", "7"}, types.BillingModeProvisioned, 7, defaultCapacity},
+		{"provisioned, --read 0 given", []string{"--read", "0"}, types.BillingModeProvisioned, defaultCapacity, defaultCapacity},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

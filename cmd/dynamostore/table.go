@@ -43,7 +43,11 @@ func setupCreateTable(fs *flag.FlagSet, e *env) func(context.Context, []string) 
 		if err != nil {
 			return err
 		}
-		opts := dynamostore.TableOptions{OnDemand: read == 0 && write == 0, ReadCapacity: read, WriteCapacity: write, WaitTimeout: wait, OwnerIndex: ownerIndex}
+		// Provisioned when either capacity flag is given, even as 0 (which
+		// is then the default of 5), as the help says.
+		provisioned := false
+		fs.Visit(func(f *flag.Flag) { provisioned = provisioned || f.Name == "read" || f.Name == "write" })
+		opts := dynamostore.TableOptions{OnDemand: !provisioned, ReadCapacity: read, WriteCapacity: write, WaitTimeout: wait, OwnerIndex: ownerIndex}
 		if err := dynamostore.EnsureTable(ctx, client, table, opts); err != nil {
 			return err
 		}
