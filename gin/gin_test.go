@@ -57,10 +57,10 @@ func newApp(t *testing.T, configure func(*dynamogin.Store)) *app {
 	return newAppOn(t, client, dbtest.NewTable(t, client), configure)
 }
 
-// newAppOn returns an app whose Store uses client and table.
-func newAppOn(t *testing.T, client *dynamodb.Client, table string, configure func(*dynamogin.Store)) *app {
+// testStore returns a Store on table signing with hashKey, with no reaper
+// goroutine, closed when the test ends.
+func testStore(t *testing.T, client *dynamodb.Client, table string) *dynamogin.Store {
 	t.Helper()
-	a := &app{t: t, client: client, table: table}
 	store, err := dynamogin.NewStore(t.Context(), table,
 		dynamostore.WithClient(client),
 		dynamostore.WithKeyPairs(hashKey),
@@ -69,6 +69,14 @@ func newAppOn(t *testing.T, client *dynamodb.Client, table string, configure fun
 		t.Fatalf("NewStore: %v", err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
+	return store
+}
+
+// newAppOn returns an app whose Store uses client and table.
+func newAppOn(t *testing.T, client *dynamodb.Client, table string, configure func(*dynamogin.Store)) *app {
+	t.Helper()
+	a := &app{t: t, client: client, table: table}
+	store := testStore(t, client, table)
 	if configure != nil {
 		configure(store)
 	}
@@ -427,14 +435,7 @@ func TestCarryOn(t *testing.T) {
 // TestMany: the functions work on each session of sessions.SessionsMany.
 func TestMany(t *testing.T) {
 	client := dbtest.Client(t)
-	store, err := dynamogin.NewStore(t.Context(), dbtest.NewTable(t, client),
-		dynamostore.WithClient(client),
-		dynamostore.WithKeyPairs(hashKey),
-		dynamostore.WithReaper(dynamostore.ReaperOptions{Interval: -1}))
-	if err != nil {
-		t.Fatalf("NewStore: %v", err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	store := testStore(t, client, dbtest.NewTable(t, client))
 	r := gin.New()
 	r.Use(sessions.SessionsMany([]string{"a", "b"}, store))
 	r.GET("/", func(c *gin.Context) {

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/dynamostore/dynamostore"
 	dynamogin "github.com/dynamostore/dynamostore/gin"
 	"github.com/dynamostore/dynamostore/internal/dbtest"
 	"github.com/gin-contrib/sessions"
@@ -54,15 +53,7 @@ func (s *checkedStore) Save(r *http.Request, w http.ResponseWriter, sess *gsessi
 func newCheckedStore(t *testing.T, report func(string, ...any)) *checkedStore {
 	t.Helper()
 	client := dbtest.Client(t)
-	store, err := dynamogin.NewStore(t.Context(), dbtest.NewTable(t, client),
-		dynamostore.WithClient(client),
-		dynamostore.WithKeyPairs(hashKey),
-		dynamostore.WithReaper(dynamostore.ReaperOptions{Interval: -1}))
-	if err != nil {
-		t.Fatalf("NewStore: %v", err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	return &checkedStore{Store: store, report: report}
+	return &checkedStore{Store: testStore(t, client, dbtest.NewTable(t, client)), report: report}
 }
 
 // testerStore is the tester's store factory.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -23,7 +22,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/dynamostore/dynamostore"
 	"github.com/dynamostore/dynamostore/internal/dbtest"
 	"github.com/dynamostore/dynamostore/internal/tableschema"
 )
@@ -217,12 +215,7 @@ func TestArgumentOrder(t *testing.T) {
 	t.Run("revoke-owner", func(t *testing.T) {
 		table := dbtest.TableName(t, client)
 		cli(t, "", args([]string{"create-table", "--owner-index"}, on(t, table))...).ok(t)
-		store, err := dynamostore.NewStore(context.Background(), table, dynamostore.WithClient(client),
-			dynamostore.WithKeyPairs(make([]byte, 32)), dynamostore.WithReaper(dynamostore.ReaperOptions{Interval: -1}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer store.Close()
+		store := testStore(t, client, table, make([]byte, 32))
 		for i, order := range [][]string{
 			{"--table", "T", "--yes", "@aws", "ARG"},
 			{"ARG", "--yes", "--table", "T", "@aws"},

@@ -545,16 +545,24 @@ func TestReapGrace(t *testing.T) {
 	}
 }
 
+// testStore returns a Store on table with the given key pairs and no reaper
+// goroutine, closed when the test ends.
+func testStore(t *testing.T, client *dynamodb.Client, table string, keyPairs ...[]byte) *dynamostore.Store {
+	t.Helper()
+	s, err := dynamostore.NewStore(context.Background(), table, dynamostore.WithClient(client),
+		dynamostore.WithKeyPairs(keyPairs...), dynamostore.WithReaper(dynamostore.ReaperOptions{Interval: -1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 // session saves a new session through a Store signing with hashKey and
 // blockKey, and returns its ID and cookie value.
 func session(t *testing.T, client *dynamodb.Client, table string, hashKey, blockKey []byte) (id, cookie string) {
 	t.Helper()
-	s, err := dynamostore.NewStore(context.Background(), table, dynamostore.WithClient(client),
-		dynamostore.WithKeyPairs(hashKey, blockKey), dynamostore.WithReaper(dynamostore.ReaperOptions{Interval: -1}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := testStore(t, client, table, hashKey, blockKey)
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	sess, err := s.New(r, "sid")
 	if err != nil {
@@ -737,12 +745,7 @@ func TestRevokeOwner(t *testing.T) {
 		t.Fatalf("status does not show the owner index:\n%s", r.stdout)
 	}
 
-	s, err := dynamostore.NewStore(context.Background(), table, dynamostore.WithClient(client),
-		dynamostore.WithKeyPairs(make([]byte, 32)), dynamostore.WithReaper(dynamostore.ReaperOptions{Interval: -1}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := testStore(t, client, table, make([]byte, 32))
 	owned := map[string]string{} // storage key -> owner
 	for _, owner := range []string{"ada", "ada", "grace"} {
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
@@ -785,12 +788,7 @@ func TestConfirm(t *testing.T) {
 	client := dbtest.Client(t)
 	table := dbtest.TableName(t, client)
 	cli(t, "", args([]string{"create-table", "--owner-index"}, on(t, table))...).ok(t)
-	store, err := dynamostore.NewStore(context.Background(), table, dynamostore.WithClient(client),
-		dynamostore.WithKeyPairs(make([]byte, 32)), dynamostore.WithReaper(dynamostore.ReaperOptions{Interval: -1}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := testStore(t, client, table, make([]byte, 32))
 	// newSession saves a session of owner and returns its ID.
 	newSession := func(owner string) string {
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
