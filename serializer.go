@@ -55,15 +55,22 @@ func (g GobSerializer) Serialize(values map[any]any) ([]byte, error) {
 }
 
 // reusingSerializer is a Serializer that can return the stored encoding
-// itself, without a copy, when values encode to the same bytes.
+// itself, neither encoding values again nor copying, when it holds exactly
+// values.
 type reusingSerializer interface {
 	serializeReusing(values map[any]any, stored []byte) ([]byte, error)
 }
 
-// serializeReusing implements reusingSerializer.
+// serializeReusing implements reusingSerializer. Values on the fast path
+// are compared with stored as they are (gobwire.Matches), which costs less
+// than encoding them, and sees a change beside a deep tree without reading
+// the tree; any others are encoded and compared.
 func (GobSerializer) serializeReusing(values map[any]any, stored []byte) ([]byte, error) {
 	if len(values) == 0 {
 		return nil, nil
+	}
+	if gobwire.Matches(values, stored) {
+		return stored, nil
 	}
 	data, ok, err := gobwire.Encode(values, stored)
 	if err != nil {

@@ -49,65 +49,72 @@ type decoder struct {
 
 // stream reads the definitions and the value message of data into values.
 func (d *decoder) stream(data []byte, values map[any]any) bool {
+	defined, ok := d.defs(data)
+	if !ok || !d.mapAny(values) || len(d.r.b) != 0 {
+		return false
+	}
+	return !d.strict || d.used == defined
+}
+
+// defs reads the definitions of data, and leaves d.r reading the top
+// map of its value message. It returns how many types were defined.
+func (d *decoder) defs(data []byte) (int64, bool) {
 	d.r = reader{b: data}
 	defined := int64(0)
 	for {
 		start := d.r.b
 		n, ok := d.r.uint()
 		if !ok {
-			return false
+			return 0, false
 		}
 		msg, ok := d.r.take(n)
 		if !ok {
-			return false
+			return 0, false
 		}
 		m := reader{b: msg}
 		id, ok := m.int()
 		if !ok {
-			return false
+			return 0, false
 		}
 		if id >= 0 {
 			// The value message, which must be the last.
 			if len(d.r.b) != 0 || id < wireFirstUser || id != d.ids[0] || !m.bytes(0x00) {
-				return false
+				return 0, false
 			}
 			d.r = m
 			if d.strict && !d.use(id) {
-				return false
+				return 0, false
 			}
 			break
 		}
 		id = -id
 		if id < wireFirstUser || (d.strict && id != wireFirstUser+defined) {
-			return false
+			return 0, false
 		}
 		var wire typeDef
 		w := &wire
 		if !readDef(&m, w) || len(m.b) != 0 {
-			return false
+			return 0, false
 		}
 		i := compositeOf(w)
 		if i < 0 || d.ids[i] != 0 {
-			return false
+			return 0, false
 		}
 		if d.strict {
 			var def [32]byte
 			if !bytes.Equal(start[:len(start)-len(d.r.b)], appendDef(def[:0], id, w, identity)) {
-				return false
+				return 0, false
 			}
 		}
 		for _, other := range d.ids {
 			if other == id {
-				return false
+				return 0, false
 			}
 		}
 		d.ids[i] = id
 		defined++
 	}
-	if !d.mapAny(values) || len(d.r.b) != 0 {
-		return false
-	}
-	return !d.strict || d.used == defined
+	return defined, true
 }
 
 // compositeOf returns the index in composites of the kind w defines,
@@ -286,15 +293,8 @@ func (d *decoder) iface(key bool) (any, bool) {
 		if key && k == kindBytes {
 			return nil, false
 		}
-		if wire, ok := d.r.int(); !ok || wire != k.wire {
-			return nil, false
-		}
-		val, ok := d.value()
-		if !ok || !val.bytes(0x00) {
-			return nil, false
-		}
-		s, ok := val.scalar(k)
-		if !ok || len(val.b) != 0 {
+		s, ok := d.r.scalarIface(k)
+		if !ok {
 			return nil, false
 		}
 		if !d.build {
@@ -318,8 +318,8 @@ func (d *decoder) iface(key bool) (any, bool) {
 	if id, ok := d.r.int(); !ok || id != d.ids[i] || (d.strict && !d.use(id)) {
 		return nil, false
 	}
-	val, ok := d.value()
-	if !ok || !val.bytes(0x00) {
+	val, ok := d.r.singleton()
+	if !ok {
 		return nil, false
 	}
 	outer := d.r
@@ -353,13 +353,31 @@ func (d *decoder) iface(key bool) (any, bool) {
 	return v, ok
 }
 
-// value reads an interface value's byte count and returns a reader of
-// that many bytes.
-func (d *decoder) value() (reader, bool) {
-	n, ok := d.r.uint()
+// singleton reads the rest of an interface value after its type: its
+// byte count, and a reader of the value those bytes hold, as a singleton
+// (its zero field delta read).
+func (r *reader) singleton() (reader, bool) {
+	n, ok := r.uint()
 	if !ok {
 		return reader{}, false
 	}
-	b, ok := d.r.take(n)
-	return reader{b: b}, ok
+	b, ok := r.take(n)
+	if !ok || len(b) == 0 || b[0] != 0x00 {
+		return reader{}, false
+	}
+	return reader{b: b[1:]}, true
+}
+
+// scalarIface reads the rest of an interface value of scalar kind k after
+// its name: the wire type, the byte count and the value.
+func (r *reader) scalarIface(k *kind) (rawScalar, bool) {
+	if wire, ok := r.int(); !ok || wire != k.wire {
+		return rawScalar{}, false
+	}
+	val, ok := r.singleton()
+	if !ok {
+		return rawScalar{}, false
+	}
+	s, ok := val.scalar(k)
+	return s, ok && len(val.b) == 0
 }

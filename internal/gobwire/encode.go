@@ -253,17 +253,8 @@ func compareStrings(a, b string) int {
 
 // iface writes v as an interface value.
 func (e *encoder) iface(v any) (bool, error) {
-	var i int
-	switch v.(type) {
-	case map[any]any:
-		i = 0
-	case map[string]any:
-		i = 1
-	case []any:
-		i = 2
-	case time.Time:
-		i = 3
-	default:
+	i := compositeIndex(v)
+	if i < 0 {
 		var ok bool
 		e.buf, ok = appendIface(e.buf, v, false)
 		return ok, nil
@@ -325,8 +316,7 @@ func appendIface(b []byte, v any, key bool) ([]byte, bool) {
 	if !ok || (key && k == kindBytes) {
 		return b, false
 	}
-	b = appendString(b, k.name)
-	b = appendInt(b, k.wire)
+	b = append(b, k.head...)
 	if k == kindString || k == kindBytes {
 		n := uint64(len(s) + len(bs)) // one of them is empty
 		b = appendUint(b, 1+uint64(uintLen(n))+n)
@@ -347,8 +337,7 @@ func appendScalarForm(b []byte, v any) ([]byte, bool) {
 	if !ok || k == kindBytes {
 		return b, false
 	}
-	b = appendString(b, k.name)
-	b = appendInt(b, k.wire)
+	b = append(b, k.head...)
 	b = append(b, 0x00)
 	if k == kindString {
 		return appendString(b, s), true

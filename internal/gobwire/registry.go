@@ -16,23 +16,29 @@ type kind struct {
 	name string
 	wire int64
 	def  *typeDef
+	head []byte // a scalar kind's interface value as far as its byte count: its name and wire type
+}
+
+// scalar returns the scalar kind of that name and wire type.
+func scalar(name string, wire int64) *kind {
+	return &kind{name: name, wire: wire, head: appendInt(appendString(nil, name), wire)}
 }
 
 var (
-	kindString  = &kind{name: "string", wire: wireString}
-	kindBytes   = &kind{name: "[]uint8", wire: wireBytes}
-	kindBool    = &kind{name: "bool", wire: wireBool}
-	kindInt     = &kind{name: "int", wire: wireInt}
-	kindInt8    = &kind{name: "int8", wire: wireInt}
-	kindInt16   = &kind{name: "int16", wire: wireInt}
-	kindInt32   = &kind{name: "int32", wire: wireInt}
-	kindInt64   = &kind{name: "int64", wire: wireInt}
-	kindUint    = &kind{name: "uint", wire: wireUint}
-	kindUint8   = &kind{name: "uint8", wire: wireUint}
-	kindUint16  = &kind{name: "uint16", wire: wireUint}
-	kindUint32  = &kind{name: "uint32", wire: wireUint}
-	kindUint64  = &kind{name: "uint64", wire: wireUint}
-	kindFloat64 = &kind{name: "float64", wire: wireFloat}
+	kindString  = scalar("string", wireString)
+	kindBytes   = scalar("[]uint8", wireBytes)
+	kindBool    = scalar("bool", wireBool)
+	kindInt     = scalar("int", wireInt)
+	kindInt8    = scalar("int8", wireInt)
+	kindInt16   = scalar("int16", wireInt)
+	kindInt32   = scalar("int32", wireInt)
+	kindInt64   = scalar("int64", wireInt)
+	kindUint    = scalar("uint", wireUint)
+	kindUint8   = scalar("uint8", wireUint)
+	kindUint16  = scalar("uint16", wireUint)
+	kindUint32  = scalar("uint32", wireUint)
+	kindUint64  = scalar("uint64", wireUint)
+	kindFloat64 = scalar("float64", wireFloat)
 
 	kindMapAny    = &kind{def: wireMapAny}
 	kindMapString = &kind{def: wireMapString}
