@@ -43,8 +43,9 @@ type decoder struct {
 	ids    [numComposites]int64 // the ID each composite kind is defined under, or 0
 	used   int64                // strict: how many user IDs the value has used
 	depth  int
-	size   int             // the stream's length, which bounds its strings'
-	strs   strings.Builder // the strings built, sharing their allocation
+	size   int              // the stream's length, which bounds its strings'
+	strs   strings.Builder  // the strings built, sharing their allocation
+	shared [16]sharedString // short strings read, by a hash of their bytes
 }
 
 // stream reads the definitions and the value message of data into values.
@@ -225,7 +226,7 @@ func (d *decoder) mapString() (map[string]any, bool) {
 			return nil, false
 		}
 		if d.build {
-			m[d.str(k.b)] = v
+			m[d.key(k.b)] = v
 		}
 	}
 	d.depth--
@@ -259,17 +260,70 @@ func (d *decoder) slice() ([]any, bool) {
 }
 
 // str returns the string b, cut from the session's shared strings: they
-// are written to a buffer of the stream's size or 4 KiB, whichever is
+// are written to a buffer of the stream's size or 512 bytes, whichever is
 // less, then to buffers twice as large, up to the stream's size.
 func (d *decoder) str(b []byte) string {
 	if d.strs.Cap()-d.strs.Len() < len(b) {
-		next := min(max(2*d.strs.Cap(), 4<<10), d.size)
+		next := min(max(2*d.strs.Cap(), 512), d.size)
 		d.strs = strings.Builder{}
 		d.strs.Grow(max(next, len(b)))
 	}
 	start := d.strs.Len()
 	d.strs.Write(b)
 	return d.strs.String()[start:]
+}
+
+// sharedString is a short string a stream holds, and the interface value
+// holding it once one was asked for.
+type sharedString struct {
+	s   string
+	v   any
+	set bool
+}
+
+// maxShared is the length up to which equal strings of one stream share
+// their bytes and their interface value.
+const maxShared = 32
+
+// share returns the slot of the table of short strings that holds b, when
+// b is short: read there first, or again.
+func (d *decoder) share(b []byte) *sharedString {
+	if len(b) == 0 || len(b) > maxShared {
+		return nil
+	}
+	slot := &d.shared[(len(b)+int(b[0])+int(b[len(b)-1]))%len(d.shared)]
+	if !slot.set || slot.s != string(b) {
+		*slot = sharedString{s: d.str(b), set: true}
+	}
+	return slot
+}
+
+// key returns the string b, which a map key holds. Keys repeat in the
+// maps of a session (a list of records, a tree): a short one is copied
+// once.
+func (d *decoder) key(b []byte) string {
+	if slot := d.share(b); slot != nil {
+		return slot.s
+	}
+	return d.str(b)
+}
+
+// boxString returns the string b as an interface value. Short strings
+// that repeat in a session (a currency, a role, a state in each of a list
+// of maps) share one: an interface value is never changed, and boxing a
+// string costs an allocation.
+func (d *decoder) boxString(b []byte) any {
+	if string(b) == gorillaFlashKey {
+		return boxedFlashKey
+	}
+	slot := d.share(b)
+	if slot == nil {
+		return d.str(b)
+	}
+	if slot.v == nil {
+		slot.v = slot.s
+	}
+	return slot.v
 }
 
 // gorillaFlashKey is the key gorilla/sessions keeps flashes under by
@@ -301,10 +355,7 @@ func (d *decoder) iface(key bool) (any, bool) {
 			return nil, true
 		}
 		if k == kindString {
-			if string(s.b) == gorillaFlashKey {
-				return boxedFlashKey, true
-			}
-			return d.str(s.b), true
+			return d.boxString(s.b), true
 		}
 		return k.box(s.u, s.b), true
 	}

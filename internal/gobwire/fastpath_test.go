@@ -121,8 +121,9 @@ func messageAfter(def, body []byte) []byte {
 }
 
 // FuzzDecode checks that whatever the fast path accepts, encoding/gob
-// reads as the same values, and that Canonical accepts nothing the fast
-// path refuses.
+// reads as the same values, that Canonical accepts nothing the fast path
+// refuses, and that Matches matches the values read only with a stream
+// that holds them.
 func FuzzDecode(f *testing.F) {
 	for _, values := range fastCases {
 		if data, ok, _ := Encode(values, nil); ok && len(data) < 4096 {
@@ -161,6 +162,19 @@ func FuzzDecode(f *testing.F) {
 			if canon, err := Canonicalize(data); err != nil || !bytes.Equal(canon, data) {
 				t.Fatalf("a canonical stream rewrites to other bytes (%v): % x", err, data)
 			}
+		}
+		// The values read match the stream only when it holds them: the
+		// canonical encoding of both is the same. A canonical stream
+		// matches what it holds (unless a map key is a float).
+		matches := Matches(got, data)
+		if matches {
+			canon, err := Canonicalize(data)
+			if err != nil || !bytes.Equal(canon, mustEncode(t, got)) {
+				t.Fatalf("Matches said values match a stream that holds others (%v): % x", err, data)
+			}
+		}
+		if canonical && !matches && !hasFloatKey(got) {
+			t.Fatalf("Matches refused the values a canonical stream holds: % x", data)
 		}
 	})
 }
