@@ -1,6 +1,7 @@
 // Package gobwire is the gob fast path of the root package's
 // GobSerializer: it writes and reads sessions of basic types in the gob
-// wire format itself, faster than encoding/gob (Encode, Decode), tells a
+// wire format itself, faster than encoding/gob (Encode, Decode), compares
+// a session with a stored encoding without encoding it (Matches), tells a
 // canonical encoding from others (Canonical), and rewrites the gob stream
 // of any one value as its canonical encoding (Canonicalize). It relies
 // only on the parts of the wire format that encoding/gob documents.

@@ -225,6 +225,7 @@ func BenchmarkMatches(b *testing.B) {
 	}{
 		{"reference/unchanged", referenceValues(), func(map[any]any) {}},
 		{"depth=100/unchanged", nested(100), func(map[any]any) {}},
+		{"depth=1000/unchanged", nested(1000), func(map[any]any) {}},
 		{"depth=100/counter-changed", counter, func(v map[any]any) { v["visits"] = 2 }},
 	} {
 		b.Run(c.name, func(b *testing.B) {

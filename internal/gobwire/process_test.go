@@ -84,7 +84,8 @@ func child(history string) int {
 
 // TestEncodingIsTheSameInEveryProcess encodes every case in processes
 // with different gob histories and checks that they all write the same
-// bytes as this process, which encoded much else before.
+// bytes as this process, which encoded much else before, and that the
+// values match what they wrote.
 func TestEncodingIsTheSameInEveryProcess(t *testing.T) {
 	want := map[string]string{}
 	for name, values := range processCases() {
@@ -110,6 +111,12 @@ func TestEncodingIsTheSameInEveryProcess(t *testing.T) {
 				seen++
 				if enc != want[name] {
 					t.Errorf("%s: the child process wrote other bytes than this one", name)
+				}
+				// What the other process wrote matches the values here.
+				values, fast := fastCases[strings.TrimPrefix(name, "fast ")]
+				data, _ := hex.DecodeString(enc)
+				if fast && strings.HasPrefix(name, "fast ") && !hasFloatKey(values) && !Matches(values, data) {
+					t.Errorf("%s: the values do not match what the child process wrote", name)
 				}
 			}
 			if seen != len(want) {
