@@ -284,6 +284,11 @@ func checkTable(ctx context.Context, client tableAPI, table string, reaperOff bo
 		log.WarnContext(ctx, "dynamostore: cannot check the session table now; starting unchecked", "table", table, "region", region, "error", err)
 		return nil
 	}
+	if out.Table == nil {
+		// Not DynamoDB's answer (a proxy, an emulator): nothing to check.
+		log.WarnContext(ctx, "dynamostore: DynamoDB's answer to DescribeTable described no table; starting unchecked", "table", table, "region", region)
+		return nil
+	}
 	if problems := tableschema.Problems(out.Table); len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalidOption, strings.Join(problems, "; "))
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -354,5 +356,37 @@ func TestNewStoreChecksTheTable(t *testing.T) {
 			_ = s.Close()
 		}
 		t.Errorf("NewStore with a cancelled context = %v; want context.Canceled", err)
+	}
+}
+
+// TestNewStoreSurvivesAnEmptyDescription: an endpoint that answers
+// DescribeTable without a table (a proxy or an emulator, not DynamoDB)
+// starts the Store unchecked, with a warning, instead of crashing it.
+func TestNewStoreSurvivesAnEmptyDescription(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		_, _ = w.Write([]byte("{}"))
+	}))
+	t.Cleanup(srv.Close)
+	for _, reaper := range []bool{true, false} {
+		var logs bytes.Buffer
+		opts := []Option{WithEndpoint(srv.URL), WithKeyPairs(testHashKey), WithLogger(slog.New(slog.NewTextHandler(&logs, nil)))}
+		if !reaper {
+			opts = append(opts, withCleanupInterval(0))
+		}
+		s, err := NewStore(context.Background(), "sessions", opts...)
+		if err != nil {
+			t.Fatalf("NewStore (reaper %v) = %v", reaper, err)
+		}
+		_ = s.Close()
+		if !strings.Contains(logs.String(), "described no table") {
+			t.Errorf("no warning that the table was not checked (reaper %v); logs:\n%s", reaper, logs.String())
+		}
+	}
+	if problems := tableschema.Problems(nil); len(problems) != 1 {
+		t.Errorf("Problems(nil) = %q; want one problem", problems)
+	}
+	if present, problem := tableschema.OwnerIndexProblem(nil); present || problem != "" {
+		t.Errorf("OwnerIndexProblem(nil) = %v, %q", present, problem)
 	}
 }

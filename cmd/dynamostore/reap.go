@@ -70,7 +70,7 @@ func setupReap(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 		if errors.As(err, &nf) {
 			return tableError(table, err)
 		}
-		if err == nil {
+		if err == nil && out.Table != nil {
 			p.total = aws.ToInt64(out.Table.ItemCount)
 		}
 

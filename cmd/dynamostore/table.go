@@ -103,6 +103,9 @@ func describe(ctx context.Context, client *dynamodb.Client, table string) (*tabl
 		return nil, tableError(table, err)
 	}
 	d := out.Table
+	if d == nil {
+		return nil, fmt.Errorf("DynamoDB's answer to DescribeTable described no table %s", table)
+	}
 	st := &tableStatus{
 		Table:     table,
 		Status:    string(d.TableStatus),

@@ -82,8 +82,11 @@ const newTable = "a table's key cannot be changed, so create a new table " +
 // the partition key KeyAttr of type S alone, and an attribute of
 // Attributes defined with another type. It does not look at the owner
 // index (see OwnerIndexProblem) or TTL. It returns nil for a table the
-// store can use.
+// store can use, and a problem for no description (nil).
 func Problems(d *types.TableDescription) []string {
+	if d == nil {
+		return []string{"DynamoDB's answer described no table"}
+	}
 	table := aws.ToString(d.TableName)
 	defs := definitions(d)
 	var problems []string
@@ -121,6 +124,9 @@ func Problems(d *types.TableDescription) []string {
 // index every session without that attribute. The type of OwnerAttr is
 // checked by Problems.
 func OwnerIndexProblem(d *types.TableDescription) (present bool, problem string) {
+	if d == nil {
+		return false, ""
+	}
 	for _, gsi := range d.GlobalSecondaryIndexes {
 		if aws.ToString(gsi.IndexName) != OwnerIndex {
 			continue
