@@ -215,3 +215,31 @@ func TestUnsignableCookieWritesNothing(t *testing.T) {
 		t.Errorf("Stats = %+v; want one encode error and no backend error", got)
 	}
 }
+
+// TestInvalidSessionNameWritesNothing: a session name that cannot name a
+// cookie (net/http drops such a Set-Cookie) fails Save with ErrEncode
+// before any DynamoDB call, so no row is left that no cookie names.
+func TestInvalidSessionNameWritesNothing(t *testing.T) {
+	s := newTestStore(t, "sessions", fakeAPI{}, newFakeClock()) // any call panics
+	for _, tt := range []struct {
+		name   string
+		maxAge int
+	}{{"my session", 0}, {"a;b", 0}, {"", 0}, {"sé", 0}, {"a=b", -1}} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := request()
+			sess, err := s.New(r, tt.name)
+			if err != nil {
+				t.Fatalf("New = %v", err)
+			}
+			sess.Values["user"] = "ada"
+			sess.Options.MaxAge = tt.maxAge
+			w := httptest.NewRecorder()
+			if err := s.Save(r, w, sess); !errors.Is(err, ErrEncode) {
+				t.Fatalf("Save = %v; want ErrEncode", err)
+			}
+			if h := w.Header().Values("Set-Cookie"); len(h) != 0 {
+				t.Errorf("Set-Cookie: %q", h)
+			}
+		})
+	}
+}

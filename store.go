@@ -173,8 +173,9 @@ func (s *Store) signedOutside(value string, life time.Duration) bool {
 //     within touchAfter (and the codecs were made from key pairs);
 //     otherwise a new signature.
 //
-// Errors wrap ErrEncode, ErrTooLarge, ErrSessionGone, ErrLoadFailed or the
-// SDK's error; on error no cookie is set.
+// Errors wrap ErrEncode (also for a session name that cannot name a
+// cookie, before any call), ErrTooLarge, ErrSessionGone, ErrLoadFailed or
+// the SDK's error; on error no cookie is set.
 func (s *Store) Save(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
 	err := s.save(r, w, sess)
 	if backendFailure(err) {
@@ -190,6 +191,10 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 	}
 	ctx := r.Context()
 	name := sess.Name()
+	if !validCookieName(name) {
+		// net/http would drop the Set-Cookie, leaving a row no cookie names.
+		return fmt.Errorf("%w: session name %q cannot name a cookie (letters, digits and !#$%%&'*+-.^_`|~ only)", ErrEncode, name)
+	}
 	st, loaded := getState(r, sess)
 	if sess.Options.MaxAge < 0 {
 		key := st.cookieKey
@@ -293,6 +298,12 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 	setState(r, sess, loadState{id: sess.ID, key: rec.Key, data: data, life: rec.Expires.Sub(rec.Modified), modified: rec.Modified, version: rec.Version, owner: rec.Owner, cookie: cookie})
 	http.SetCookie(w, sessions.NewCookie(name, cookie, cookieOptions(sess.Options)))
 	return nil
+}
+
+// validCookieName reports whether name can name a cookie: net/http sets
+// no cookie of another name.
+func validCookieName(name string) bool {
+	return (&http.Cookie{Name: name, Value: "v"}).Valid() == nil
 }
 
 // cookieKey returns the storage key the request's cookie of that name
