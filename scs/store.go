@@ -159,8 +159,12 @@ func (s *Store) Commit(token string, b []byte, expiry time.Time) error {
 // deletes the session instead. An iteration token only ever updates a live
 // row. When the token's row expired (and is still in the table), or an
 // iteration token's row is gone, it writes nothing and returns an error
-// wrapping dynamostore.ErrSessionGone.
+// wrapping dynamostore.ErrSessionGone. The empty token, which Find never
+// finds, is refused with an error wrapping dynamostore.ErrInvalidCookie.
 func (s *Store) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
+	if token == "" {
+		return fmt.Errorf("dynamoscs: commit of the empty token: %w", dynamostore.ErrInvalidCookie)
+	}
 	key, byKey, ok := keyOf(token)
 	if !ok {
 		return fmt.Errorf("dynamoscs: commit of an iteration token that names no row: %w", dynamostore.ErrSessionGone)
@@ -202,10 +206,10 @@ func (s *Store) Delete(token string) error {
 
 // DeleteCtx implements scs.CtxStore: it deletes the token's live row, and is
 // a no-op returning nil when there is none. An expired row is left to the
-// reaper and TTL.
+// reaper and TTL. The empty token names no row.
 func (s *Store) DeleteCtx(ctx context.Context, token string) error {
 	key, _, ok := keyOf(token)
-	if !ok {
+	if !ok || token == "" {
 		return nil
 	}
 	err := s.backend.Delete(ctx, key, s.now())
@@ -252,11 +256,13 @@ func (s *Store) AllCtx(ctx context.Context) (map[string][]byte, error) {
 			if !ok || !isStorageKey(key.Value) {
 				continue // the reaper's lease, or not a session
 			}
-			data, ok := item[tableschema.ValuesAttr].(*types.AttributeValueMemberB)
-			if !ok {
-				continue // no data: not a session scs wrote
+			// A session committed with no data has no data attribute:
+			// Find finds it with empty data, and so does All.
+			data := []byte{}
+			if b, ok := item[tableschema.ValuesAttr].(*types.AttributeValueMemberB); ok {
+				data = b.Value
 			}
-			all[KeyPrefix+key.Value] = data.Value
+			all[KeyPrefix+key.Value] = data
 		}
 	}
 	return all, nil

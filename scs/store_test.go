@@ -942,3 +942,36 @@ func TestConcurrentCommits(t *testing.T) {
 		t.Errorf("All after deleting everything: %v, %v", all, err)
 	}
 }
+
+// TestEmptyTokenAndData: the empty token, which Find never finds, is
+// never committed and deletes nothing; a session committed with no data
+// is found with empty data by Find and by All alike.
+func TestEmptyTokenAndData(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, noReaper, nil)
+	expiry := time.Now().Add(time.Hour)
+	if err := e.store.Commit("", []byte("x"), expiry); !errors.Is(err, dynamostore.ErrInvalidCookie) {
+		t.Errorf("Commit of the empty token = %v; want ErrInvalidCookie", err)
+	}
+	if e.rawItem(tableschema.StorageKey("")) != nil {
+		t.Error("Commit of the empty token wrote a row")
+	}
+	if err := e.store.Delete(""); err != nil {
+		t.Errorf("Delete of the empty token = %v", err)
+	}
+	const token = "empty-data-token"
+	if err := e.store.Commit(token, nil, expiry); err != nil {
+		t.Fatal(err)
+	}
+	b, found, err := e.store.Find(token)
+	if !found || err != nil || len(b) != 0 {
+		t.Errorf("Find = %q, %v, %v; want empty data, found", b, found, err)
+	}
+	all, err := e.store.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := all[dynamoscs.KeyPrefix+tableschema.StorageKey(token)]; !ok || got == nil || len(got) != 0 {
+		t.Errorf("All = %v; want the session with empty data", all)
+	}
+}
