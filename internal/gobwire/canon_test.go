@@ -2,6 +2,7 @@ package gobwire
 
 import (
 	"bytes"
+	"encoding/gob"
 	"errors"
 	"fmt"
 	"reflect"
@@ -77,6 +78,11 @@ func TestSlowPathIsCanonical(t *testing.T) {
 
 // TestCanonicalizeRefusesBadStreams: streams encoding/gob would refuse
 // are ErrCorrupt, never a panic or an allocation out of proportion.
+// oneField is a struct of one field.
+type oneField struct{ A int }
+
+func init() { gob.Register(oneField{}) }
+
 func TestCanonicalizeRefusesBadStreams(t *testing.T) {
 	// A struct definition whose field refers to no type, in a value that
 	// never reads the field.
@@ -107,7 +113,22 @@ func TestCanonicalizeRefusesBadStreams(t *testing.T) {
 	}
 	deep = append(deep, message(v)...)
 
-	for name, data := range map[string][]byte{"undefined field type": undefined, "huge counts": deep} {
+	// A struct field delta that wraps the field number around to 0: the
+	// struct's one field, then a delta of 2^64-1 (10 bytes more, counted
+	// in the interface value's byte count four bytes before the struct).
+	var sbuf bytes.Buffer
+	if err := gob.NewEncoder(&sbuf).Encode(map[any]any{"s": oneField{A: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	std := sbuf.Bytes()
+	i := bytes.LastIndex(std, []byte{0x01, 0x02, 0x00}) // field 1 = 1, the struct's end
+	if i < 4 {
+		t.Fatal("no field A in the stream")
+	}
+	wrap := append(bytes.Clone(std[:i+2]), 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x00)
+	wrap[i-4] += 10
+
+	for name, data := range map[string][]byte{"undefined field type": undefined, "huge counts": deep, "field delta wraps": wrap} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := Canonicalize(data); !errors.Is(err, ErrCorrupt) {
 				t.Errorf("Canonicalize = %v, want ErrCorrupt", err)

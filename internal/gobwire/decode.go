@@ -394,6 +394,14 @@ func (d *decoder) iface(key bool) (any, bool) {
 		if b, ok = d.r.string0(); ok {
 			var t time.Time
 			ok = t.UnmarshalBinary(b) == nil
+			if ok && d.strict {
+				// time.Time reads forms it never writes (nanoseconds
+				// of a second or more): a canonical stream holds the
+				// one it writes.
+				var enc [32]byte
+				tb, err := t.AppendBinary(enc[:0])
+				ok = err == nil && bytes.Equal(tb, b)
+			}
 			if d.build {
 				v = t
 			}

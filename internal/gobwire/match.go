@@ -161,7 +161,10 @@ func (m *matcher) value(r *reader, want any) bool {
 		return got.u == u
 	}
 	i := compositeIndex(want)
-	if i < 0 || !r.bytes(m.head(i)...) {
+	if i < 0 {
+		return false
+	}
+	if head := m.head(i); head == nil || !r.bytes(head...) {
 		return false
 	}
 	val, ok := r.singleton()

@@ -183,6 +183,19 @@ func TestMatchesRefusesBadStreams(t *testing.T) {
 	if Matches(map[any]any{"a": 1, "c": 1}, swapped) {
 		t.Error("Matches accepted a map out of order")
 	}
+	// A composite the stream never defines, whose interface value's name
+	// is two NUL bytes: read as a byte count and contents, they would
+	// pass for an empty slice or map.
+	body := appendInt(nil, wireFirstUser)
+	body = append(body, 0x00, 0x01)
+	body, _ = appendIface(body, "s", true)
+	body = append(body, 0x02, 0x00, 0x00)
+	undefined := messageAfter(appendDef(nil, wireFirstUser, wireMapAny, identity), body)
+	for _, v := range []any{[]any{}, map[string]any{}, map[any]any{}} {
+		if Matches(map[any]any{"s": v}, undefined) {
+			t.Errorf("Matches accepted a %T of a kind the stream does not define", v)
+		}
+	}
 	var deep any = 1
 	for range MaxDepth {
 		deep = []any{deep}
@@ -240,5 +253,54 @@ func BenchmarkMatches(b *testing.B) {
 				Matches(loaded, data)
 			}
 		})
+	}
+}
+
+// TestTimesNeverWrittenAreNotCanonical: time.Time reads forms it never
+// writes (nanoseconds of a second or more); a stream holding one decodes,
+// as with encoding/gob, but is not canonical, and the values read from it
+// do not match it.
+func TestTimesNeverWrittenAreNotCanonical(t *testing.T) {
+	tm := time.Unix(1, 0).UTC()
+	data := mustEncode(t, map[any]any{"t": tm})
+	tb, err := tm.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(data, tb)
+	if i < 0 {
+		t.Fatal("no time in the stream")
+	}
+	odd := bytes.Clone(data)
+	copy(odd[i+9:i+13], []byte{0x41, 0x30, 0x30, 0x30}) // nanoseconds, over 10^9
+	got := map[any]any{}
+	if !Decode(odd, got) {
+		t.Fatal("Decode refused a time encoding/gob reads")
+	}
+	if Canonical(odd) {
+		t.Error("Canonical accepted a time in a form time.Time never writes")
+	}
+	if Matches(got, odd) {
+		t.Error("Matches matched a time in a form time.Time never writes")
+	}
+	if !Canonical(mustEncode(t, got)) {
+		t.Error("the values read do not encode canonically")
+	}
+}
+
+// TestTimeIsNoLevel: a time.Time at the bottom of values nested MaxDepth
+// deep is no level more, to Canonicalize as to Encode.
+func TestTimeIsNoLevel(t *testing.T) {
+	var v any = time.Unix(1, 0).UTC()
+	for range MaxDepth - 1 {
+		v = []any{v}
+	}
+	values := map[any]any{"t": v}
+	data, ok, err := Encode(values, nil)
+	if !ok || err != nil {
+		t.Fatalf("Encode = %v, %v", ok, err)
+	}
+	if canon, err := Canonicalize(data); err != nil || !bytes.Equal(canon, data) {
+		t.Errorf("Canonicalize = %v", err)
 	}
 }

@@ -159,6 +159,12 @@ func (p *canonParser) value(s *canonSeq, id int64) error {
 	if w == nil {
 		return ErrCorrupt
 	}
+	if w.field != wireArrayT && w.field != wireSliceT && w.field != wireMapT && w.field != wireStructT {
+		// GobEncoder, BinaryMarshaler, TextMarshaler: bytes, which nest
+		// nothing (a time.Time is no level, as in Encode and Decode).
+		_, err := p.bytes(s)
+		return err
+	}
 	p.depth++
 	if p.depth > MaxDepth {
 		return ErrTooDeep
@@ -210,18 +216,16 @@ func (p *canonParser) value(s *canonSeq, id int64) error {
 			if d == 0 {
 				return nil
 			}
-			field += d
-			if field > uint64(len(w.fields)) {
+			if d > uint64(len(w.fields))-field {
 				return ErrCorrupt
 			}
+			field += d
 			if err := p.value(s, w.fields[field-1].id); err != nil {
 				return err
 			}
 		}
-	default: // GobEncoder, BinaryMarshaler, TextMarshaler: bytes
-		_, err := p.bytes(s)
-		return err
 	}
+	return ErrCorrupt // not reached: the kinds are those above
 }
 
 // iface reads an interface value: the concrete type's name, any type
