@@ -116,7 +116,14 @@ func (GobSerializer) Deserialize(data []byte, values map[any]any) (err error) {
 // sameValues implements canonicalSerializer: data is canonical, so stored
 // holds the same values when its canonical encoding is data. A canonical
 // stored row that differs holds other values, and needs no rewriting.
-func (GobSerializer) sameValues(data, stored []byte) bool {
+func (GobSerializer) sameValues(data, stored []byte) (same bool) {
+	defer func() {
+		// As in Deserialize: a rewriter bug on a bad row costs a write,
+		// never the process.
+		if recover() != nil {
+			same = false
+		}
+	}()
 	if gobwire.Canonical(stored) {
 		return false
 	}
