@@ -3,6 +3,7 @@ package dynamostore
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"time"
 
@@ -86,7 +87,10 @@ func newIDCodec(keyPairs [][]byte, codecs []securecookie.Codec, touchAfter time.
 	c := &idCodec{codecs: codecs, touchAfter: int(touchAfter / time.Second)}
 	if len(codecs) > 0 {
 		c.timestamped = true
-		for _, codec := range codecs {
+		for i, codec := range codecs {
+			if err := checkCodec(codec); err != nil {
+				return nil, fmt.Errorf("%w: codec %d of WithCodecs %w", ErrInvalidOption, i+1, err)
+			}
 			if _, ok := codec.(*securecookie.SecureCookie); !ok {
 				c.timestamped = false
 			}
@@ -102,7 +106,7 @@ func newIDCodec(keyPairs [][]byte, codecs []securecookie.Codec, touchAfter time.
 		}
 	}
 	for i := 1; i < len(keyPairs); i += 2 {
-		if n := len(keyPairs[i]); n != 0 && n != 16 && n != 24 && n != 32 {
+		if n := len(keyPairs[i]); keyPairs[i] != nil && n != 16 && n != 24 && n != 32 {
 			return nil, fmt.Errorf("%w: block key %d is %d bytes; it must be 16, 24 or 32 (AES-128, -192 or -256), or nil for no encryption", ErrInvalidOption, i/2+1, n)
 		}
 	}
@@ -113,6 +117,27 @@ func newIDCodec(keyPairs [][]byte, codecs []securecookie.Codec, touchAfter time.
 	}
 	c.setMaxAge(int(defaultTTL / time.Second))
 	return c, nil
+}
+
+// checkCodec makes sure a codec given to WithCodecs can sign a value: it
+// is not nil, and it has the keys it needs (securecookie keeps a key
+// error for every later call). A value it refuses for its length only
+// (MaxLength) is no error here.
+func checkCodec(codec securecookie.Codec) (err error) {
+	if sc, ok := codec.(*securecookie.SecureCookie); codec == nil || ok && sc == nil {
+		return errors.New("is nil")
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panics: %v", p)
+		}
+	}()
+	_, err = codec.Encode("dynamostore", []byte("check"))
+	var sce securecookie.Error
+	if errors.As(err, &sce) && sce.IsUsage() {
+		return fmt.Errorf("cannot sign: %w", err)
+	}
+	return nil
 }
 
 // rawIDCodecs returns securecookie codecs of the key pairs that carry the

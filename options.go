@@ -193,7 +193,12 @@ func WithKeyPairs(keyPairs ...[]byte) Option {
 }
 
 // WithCodecs signs the session cookie with the given securecookie codecs
-// instead of codecs made from key pairs.
+// instead of codecs made from key pairs: the first signs, all verify. Each
+// must be able to sign (not nil, with its keys), or NewStore fails with
+// ErrInvalidOption. NewStore sets the MaxAge of each
+// *securecookie.SecureCookie among them (to 400 days plus touchAfter: the
+// Store checks a cookie's age against its row itself), so give the Store
+// codecs of its own, not ones that sign other cookies too.
 func WithCodecs(codecs ...securecookie.Codec) Option {
 	return func(s *settings) error {
 		if len(codecs) == 0 {
