@@ -91,7 +91,9 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 		dropState(r, sess)
 		clear(sess.Values)
 		sess.ID = ""
-		http.SetCookie(w, sessions.NewCookie(sess.Name(), "", &sessions.Options{Path: sess.Options.Path, Domain: sess.Options.Domain, MaxAge: -1}))
+		expired := *sess.Options // the attributes a browser needs to drop it (Secure, Partitioned)
+		expired.MaxAge = -1
+		http.SetCookie(w, sessions.NewCookie(sess.Name(), "", &expired))
 		if derr := s.backend.Delete(r.Context(), storageKey(newID), s.now()); derr != nil && !errors.Is(derr, ErrNotFound) {
 			s.log.WarnContext(r.Context(), "dynamostore: the new row of a session ended meanwhile could not be deleted; no cookie names it, and it expires", "session", sess.Name(), "error", derr)
 		}

@@ -329,10 +329,22 @@ func TestRegenerateAfterSignOutSetsNoLiveCookie(t *testing.T) {
 
 	a := request(c)
 	loaded, _ := s.Get(a, "s")
+	loaded.Options.Secure, loaded.Options.Partitioned = true, true
 	other := request(c)
 	gone, _ := s.Get(other, "s")
+	before := s.Stats().Deletes
 	if err := s.Delete(other, httptest.NewRecorder(), gone); err != nil {
 		t.Fatal(err)
+	}
+	// A second sign-out of the same session deletes nothing, and counts
+	// nothing.
+	again, _ := s.Get(request(c), "s")
+	again.IsNew, again.ID = false, gone.ID
+	if err := s.Delete(request(c), httptest.NewRecorder(), again); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Stats().Deletes - before; got != 1 {
+		t.Errorf("Stats.Deletes grew by %d for one row deleted", got)
 	}
 	// Regenerate's delete of the old row finds it gone; its delete of the
 	// new row then fails.
@@ -345,6 +357,9 @@ func TestRegenerateAfterSignOutSetsNoLiveCookie(t *testing.T) {
 	for _, sc := range w.Result().Cookies() {
 		if sc.Name == "s" && sc.MaxAge >= 0 {
 			t.Errorf("response sets a live cookie %v", sc)
+		}
+		if sc.Name == "s" && (!sc.Secure || !sc.Partitioned) {
+			t.Errorf("the expiring cookie %v lacks the session's attributes, without which a browser keeps the live one", sc)
 		}
 		if got, _ := s.New(request(sc), "s"); !got.IsNew {
 			t.Errorf("cookie %v loads a session", sc)

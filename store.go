@@ -206,15 +206,19 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 			key = s.cookieKey(r, name)
 		}
 		if key != "" {
-			if err := s.backend.Delete(ctx, key, s.now()); err != nil && !errors.Is(err, ErrNotFound) {
-				if st.failed {
-					s.counters.backendErrors.Add(1)
-					s.log.ErrorContext(ctx, "dynamostore: signing out failed; the session is still stored", "session", name, "error", err)
-					return fmt.Errorf("%w: deleting the session: %w", ErrLoadFailed, err)
-				}
+			err := s.backend.Delete(ctx, key, s.now())
+			switch {
+			case err == nil:
+				s.counters.deletes.Add(1)
+			case errors.Is(err, ErrNotFound):
+				// Gone already (expired, or signed out elsewhere).
+			case st.failed:
+				s.counters.backendErrors.Add(1)
+				s.log.ErrorContext(ctx, "dynamostore: signing out failed; the session is still stored", "session", name, "error", err)
+				return fmt.Errorf("%w: deleting the session: %w", ErrLoadFailed, err)
+			default:
 				return err
 			}
-			s.counters.deletes.Add(1)
 		}
 		dropState(r, sess)
 		http.SetCookie(w, sessions.NewCookie(name, "", sess.Options))
