@@ -261,7 +261,7 @@ func (b *dynamoBackend) Get(ctx context.Context, key string, now time.Time) (Rec
 // attribute_not_exists(id). It makes no call when the item would exceed
 // DynamoDB's item size limit.
 func (b *dynamoBackend) Create(ctx context.Context, rec Record) error {
-	if err := checkSize(rec); err != nil {
+	if err := checkSize(rec, b.prefix); err != nil {
 		return err
 	}
 	v := newWriteValues(b.prefix+rec.Key, rec.Data, rec.Expires.Unix(), rec.Modified.UnixMilli())
@@ -303,7 +303,7 @@ func (b *dynamoBackend) Create(ctx context.Context, rec Record) error {
 // existing and not having expired (and, versioned, on its version). It
 // makes no call when the item would exceed DynamoDB's item size limit.
 func (b *dynamoBackend) Update(ctx context.Context, rec Record) error {
-	if err := checkSize(rec); err != nil {
+	if err := checkSize(rec, b.prefix); err != nil {
 		return err
 	}
 	f := flagsOf(rec)

@@ -409,3 +409,36 @@ func TestClientPool(t *testing.T) {
 		t.Error("a client of the user's own type was replaced")
 	}
 }
+
+// TestKeyPrefixCountsTowardsTheItemSize: a session that fits without a key
+// prefix but not with one is ErrTooLarge before any call, not DynamoDB's
+// ValidationException.
+func TestKeyPrefixCountsTowardsTheItemSize(t *testing.T) {
+	e := newEnv(t)
+	b, err := NewDynamoDBBackend(dbtest.Client(t), e.table, DynamoDBOptions{KeyPrefix: strings.Repeat("p", 254) + "#"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestStore(t, e.table, nil, newFakeClock(), WithBackend(b))
+	r := request()
+	sess, _ := s.New(r, "s")
+	sess.Values["b"] = make([]byte, 409482) // the most that fits without the prefix
+	if err := sess.Save(r, httptest.NewRecorder()); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Save = %v; want ErrTooLarge", err)
+	}
+}
+
+// TestInvalidRequestIsNotUnavailable: a write DynamoDB refuses as invalid
+// (an owner longer than the owner index's key may be) fails the same way
+// on every retry: Unavailable says false.
+func TestInvalidRequestIsNotUnavailable(t *testing.T) {
+	e := ownerEnv(t)
+	r := request()
+	sess, _ := e.store.New(r, "s")
+	sess.Values["a"] = 1
+	e.store.SetOwner(r, sess, strings.Repeat("u", 3000))
+	err := sess.Save(r, httptest.NewRecorder())
+	if err == nil || Unavailable(err) {
+		t.Fatalf("Save with a 3000-byte owner = %v; Unavailable %v, want an error that is not", err, Unavailable(err))
+	}
+}

@@ -1,6 +1,10 @@
 package dynamostore
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/aws/smithy-go"
+)
 
 // Sentinel errors. Every error the Store returns wraps one of these or an
 // error from the AWS SDK, so callers can match them with errors.Is.
@@ -85,7 +89,9 @@ var (
 // session to carry on with, ErrSessionGone means the session ended
 // meanwhile (treat the user as signed out), ErrConflict a concurrent change
 // (load again and reapply), and ErrEncode and ErrTooLarge are about the
-// application's values.
+// application's values. A request DynamoDB refuses as invalid
+// (ValidationException: an owner longer than an index key may be, say)
+// is not about availability either: retrying fails the same way.
 func Unavailable(err error) bool {
 	if errors.Is(err, ErrLoadFailed) {
 		return true
@@ -94,6 +100,10 @@ func Unavailable(err error) bool {
 		if errors.Is(err, other) {
 			return false
 		}
+	}
+	var api smithy.APIError
+	if errors.As(err, &api) && api.ErrorCode() == "ValidationException" {
+		return false
 	}
 	return backendFailure(err)
 }

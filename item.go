@@ -139,8 +139,8 @@ func numberSize(v int64) int {
 
 // checkSize refuses, with an error wrapping ErrTooLarge, a record whose
 // item would exceed DynamoDB's limit.
-func checkSize(rec Record) error {
-	if size := itemSize(rec); size > maxItemSize {
+func checkSize(rec Record, prefix string) error {
+	if size := itemSize(rec) + len(prefix); size > maxItemSize {
 		return fmt.Errorf("%w: item would be %d bytes; DynamoDB's limit is %d", ErrTooLarge, size, maxItemSize)
 	}
 	return nil
