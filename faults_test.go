@@ -918,3 +918,24 @@ func TestRetriesFromAWSConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestRetriedCreateWithAnOwnerNotUTF8: DynamoDB stores an owner's bytes
+// that are not UTF-8 as U+FFFD; a create whose answer was lost still
+// recognises its own row when the SDK sends it again.
+func TestRetriedCreateWithAnOwnerNotUTF8(t *testing.T) {
+	clean := dbtest.Client(t)
+	table := dbtest.NewTable(t, clean)
+	fe := newFaultEnv(t, clean, table)
+	r := request()
+	sess, _ := fe.faulty.New(r, "s")
+	sess.Values["a"] = 1
+	fe.faulty.SetOwner(r, sess, "user\xff")
+	fe.ft.arm("PutItem", faultResetAfter, 1)
+	w := httptest.NewRecorder()
+	if err := sess.Save(r, w); err != nil {
+		t.Fatalf("Save whose first attempt landed = %v", err)
+	}
+	if cookieOf(w, "s") == nil {
+		t.Fatal("no cookie set for the row written")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -109,10 +110,13 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 // next Save writes it. An empty owner removes the stored one, so that
 // RevokeOwner no longer ends the session. The owner is stored in clear in
 // the attribute "own", and needs the owner index (TableOptions.OwnerIndex) for
-// RevokeOwner.
+// RevokeOwner. Bytes that are not UTF-8 are stored as U+FFFD, as DynamoDB
+// stores them.
 func (s *Store) SetOwner(r *http.Request, sess *sessions.Session, owner string) {
 	st, _ := getState(r, sess)
-	st.owner = owner
+	// What DynamoDB will hold, so that a create retried after a lost
+	// answer recognises its own row.
+	st.owner = strings.ToValidUTF8(owner, "\uFFFD")
 	st.ownerSet = true
 	setState(r, sess, st)
 }

@@ -26,8 +26,7 @@ type Stats struct {
 	// errors; BackendErrors counts failed calls to DynamoDB or the Backend.
 	InvalidCookies, DecodeErrors, EncodeErrors, TooLarge, BackendErrors int64
 	// Throttled counts operations that failed because DynamoDB throttled
-	// them after the SDK's retries (they count in BackendErrors too, or
-	// for a failed sign-out after a failed load, only here).
+	// them after the SDK's retries (they count in BackendErrors too).
 	Throttled int64
 	// ReapPasses counts reaper passes that ran, and ReapDeleted the rows
 	// they deleted.
