@@ -45,7 +45,7 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 	if oldID == "" {
 		return s.Save(r, w, sess)
 	}
-	st, _ := getState(r, sess)
+	st, _ := getState(r, s, sess)
 	if st.failed {
 		return ErrLoadFailed
 	}
@@ -59,11 +59,11 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 	}
 	undo := func() {
 		sess.ID = oldID
-		setState(r, sess, st)
+		setState(r, s, sess, st)
 		restoreCookies()
 	}
 	sess.ID = ""
-	setState(r, sess, loadState{owner: st.owner})
+	setState(r, s, sess, loadState{owner: st.owner})
 	if err := s.Save(r, w, sess); err != nil {
 		undo()
 		return err
@@ -113,12 +113,12 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 // RevokeOwner. Bytes that are not UTF-8 are stored as U+FFFD, as DynamoDB
 // stores them.
 func (s *Store) SetOwner(r *http.Request, sess *sessions.Session, owner string) {
-	st, _ := getState(r, sess)
+	st, _ := getState(r, s, sess)
 	// What DynamoDB will hold, so that a create retried after a lost
 	// answer recognises its own row.
 	st.owner = strings.ToValidUTF8(owner, "\uFFFD")
 	st.ownerSet = true
-	setState(r, sess, st)
+	setState(r, s, sess, st)
 }
 
 // RevokeOwner deletes every session of owner, as set by SetOwner, and

@@ -13,9 +13,10 @@ import (
 // Save within one request: what was stored, so that Save can skip or shrink
 // its write when nothing changed.
 type loadState struct {
-	id   string // the session ID the state is about
-	key  string // its storage key
-	data []byte // serialized values as stored
+	store *Store // the Store whose state it is: another Store's is none
+	id    string // the session ID the state is about
+	key   string // its storage key
+	data  []byte // serialized values as stored
 	// life is the row's expiry minus its last write: the lifetime it was
 	// written with (0 when the row has no last-write time).
 	life     time.Duration
@@ -73,7 +74,9 @@ func statesOf(r *http.Request, create bool) *requestStates {
 	return rs
 }
 
-func setState(r *http.Request, s *sessions.Session, st loadState) {
+// setState records st as store's state of session s in request r.
+func setState(r *http.Request, store *Store, s *sessions.Session, st loadState) {
+	st.store = store
 	rs := statesOf(r, true)
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
@@ -88,18 +91,23 @@ func setState(r *http.Request, s *sessions.Session, st loadState) {
 	}
 }
 
-func getState(r *http.Request, s *sessions.Session) (loadState, bool) {
+// getState returns store's state of session s in request r, and whether
+// there is one.
+func getState(r *http.Request, store *Store, s *sessions.Session) (loadState, bool) {
 	rs := statesOf(r, false)
 	if rs == nil {
 		return loadState{}, false
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	if rs.first == s {
-		return rs.firstState, true
-	}
 	st, ok := rs.more[s]
-	return st, ok
+	if rs.first == s {
+		st, ok = rs.firstState, true
+	}
+	if !ok || st.store != store {
+		return loadState{}, false
+	}
+	return st, true
 }
 
 func dropState(r *http.Request, s *sessions.Session) {

@@ -82,6 +82,10 @@ func (s *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 }
 
 func (s *Store) load(r *http.Request, name string) (*sessions.Session, error) {
+	// The request carries the states from its first session on, so that
+	// a request derived from it (r.WithContext, as middleware makes one)
+	// shares them: a new session saved through either is known to both.
+	statesOf(r, true)
 	sess := sessions.NewSession(s, name)
 	*sess.Options = *s.Options
 	sess.IsNew = true
@@ -107,12 +111,12 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, error) {
 	}
 	if errors.Is(err, ErrDecode) {
 		s.log.WarnContext(r.Context(), "dynamostore: stored session cannot be decoded", "session", name, "error", err)
-		setState(r, sess, loadState{cookieKey: key})
+		setState(r, s, sess, loadState{cookieKey: key})
 		return sess, err
 	}
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "dynamostore: loading session failed", "session", name, "error", err)
-		setState(r, sess, loadState{failed: true, cookieKey: key})
+		setState(r, s, sess, loadState{failed: true, cookieKey: key})
 		return sess, err
 	}
 	// The row's expiry minus its last write is the lifetime it was written
@@ -128,13 +132,13 @@ func (s *Store) load(r *http.Request, name string) (*sessions.Session, error) {
 	if err := s.serializer.Deserialize(rec.Data, sess.Values); err != nil {
 		clear(sess.Values)
 		s.log.WarnContext(r.Context(), "dynamostore: stored session cannot be decoded", "session", name, "error", err)
-		setState(r, sess, loadState{cookieKey: key})
+		setState(r, s, sess, loadState{cookieKey: key})
 		return sess, err
 	}
 	sess.ID = id
 	sess.IsNew = false
 	s.counters.loads.Add(1)
-	setState(r, sess, loadState{id: id, key: key, data: rec.Data, life: life, modified: rec.Modified, version: rec.Version, owner: rec.Owner, cookie: cookie})
+	setState(r, s, sess, loadState{id: id, key: key, data: rec.Data, life: life, modified: rec.Modified, version: rec.Version, owner: rec.Owner, cookie: cookie})
 	return sess, nil
 }
 
@@ -195,7 +199,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 		// net/http would drop the Set-Cookie, leaving a row no cookie names.
 		return fmt.Errorf("%w: session name %q cannot name a cookie (letters, digits and !#$%%&'*+-.^_`|~ only)", ErrEncode, name)
 	}
-	st, loaded := getState(r, sess)
+	st, loaded := getState(r, s, sess)
 	if sess.Options.MaxAge < 0 {
 		key := st.cookieKey
 		if sess.ID != "" {
@@ -299,7 +303,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 		}
 		s.counters.updates.Add(1)
 	}
-	setState(r, sess, loadState{id: sess.ID, key: rec.Key, data: data, life: rec.Expires.Sub(rec.Modified), modified: rec.Modified, version: rec.Version, owner: rec.Owner, cookie: cookie})
+	setState(r, s, sess, loadState{id: sess.ID, key: rec.Key, data: data, life: rec.Expires.Sub(rec.Modified), modified: rec.Modified, version: rec.Version, owner: rec.Owner, cookie: cookie})
 	http.SetCookie(w, sessions.NewCookie(name, cookie, cookieOptions(sess.Options)))
 	return nil
 }
