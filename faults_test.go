@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -937,5 +938,67 @@ func TestRetriedCreateWithAnOwnerNotUTF8(t *testing.T) {
 	}
 	if cookieOf(w, "s") == nil {
 		t.Fatal("no cookie set for the row written")
+	}
+}
+
+// rewriteAnswers hands DynamoDB's answers to op through rewrite.
+type rewriteAnswers struct {
+	op      string
+	rewrite func([]byte) []byte
+}
+
+func (a rewriteAnswers) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || operationOf(r) != a.op {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	body = a.rewrite(body)
+	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}
+
+// TestUnreadableAnswerNotLogged: an answer the SDK cannot read (the values
+// attribute not a binary) fails the load, and neither the error nor the
+// log line quotes the answer, which holds the session's values.
+func TestUnreadableAnswerNotLogged(t *testing.T) {
+	clean := dbtest.Client(t)
+	table := dbtest.NewTable(t, clean)
+	clock := newFakeClock()
+	ref := newTestStore(t, table, clean, clock)
+	c, _ := saveNew(t, ref, "s", map[any]any{"card": "4111-1111-1111-1111"})
+	var stored []byte // the values as stored, base64 in the answer
+	broken := dbtest.Client(t, func(o *dynamodb.Options) {
+		o.HTTPClient = &http.Client{Transport: rewriteAnswers{op: "GetItem", rewrite: func(b []byte) []byte {
+			i := bytes.Index(b, []byte(`"v":{"B":"`))
+			if i < 0 {
+				return b
+			}
+			end := i + len(`"v":{"B":"`) + bytes.IndexByte(b[i+len(`"v":{"B":"`):], '"')
+			stored = bytes.Clone(b[i+len(`"v":{"B":"`) : end])
+			return slices.Concat(b[:i], []byte(`"v":`), b[i+len(`"v":{"B":`):end+1], b[end+2:])
+		}}}
+	})
+	var logs bytes.Buffer
+	faulty := newTestStore(t, table, broken, clock, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	_, err := faulty.New(request(c), "s")
+	if err == nil || !Unavailable(err) {
+		t.Fatalf("load of an unreadable answer = %v; want an error that is Unavailable", err)
+	}
+	if len(stored) < 16 {
+		t.Fatal("the answer held no values to hide")
+	}
+	quote := string(stored[:16])
+	if strings.Contains(err.Error(), quote) || strings.Contains(logs.String(), quote) {
+		t.Errorf("the session's values appear in the error or the log:\nerror: %v\nlog: %s", err, logs.String())
+	}
+	var de *smithy.DeserializationError
+	if !errors.As(err, &de) {
+		t.Errorf("the SDK's error is not reachable: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 )
 
 // callError wraps the error of the DynamoDB operation op, made to do what.
@@ -15,6 +16,10 @@ import (
 // or write, and which limit: provisioned throughput, the account's
 // on-demand quota, a hot key range) and the resource it names.
 func callError(op, what string, err error) error {
+	var de *smithy.DeserializationError
+	if errors.As(err, &de) {
+		return fmt.Errorf("dynamostore: %s (%s): %w", what, op, unreadableAnswer{err})
+	}
 	if !isThrottle(err) {
 		return fmt.Errorf("dynamostore: %s (%s): %w", what, op, err)
 	}
@@ -23,6 +28,22 @@ func callError(op, what string, err error) error {
 	}
 	return fmt.Errorf("dynamostore: %s (%s) throttled: %w", what, op, err)
 }
+
+// unreadableAnswer is the SDK's error for an answer it could not read. Its
+// text leaves out the SDK's, which may quote the answer and so a session's
+// values; errors.As and errors.Is still reach the SDK's error.
+type unreadableAnswer struct{ err error }
+
+func (u unreadableAnswer) Error() string {
+	msg := "DynamoDB's answer could not be read (the SDK's message, which may quote it, is left out)"
+	var re interface{ ServiceRequestID() string }
+	if errors.As(u.err, &re) && re.ServiceRequestID() != "" {
+		msg += "; request ID " + re.ServiceRequestID()
+	}
+	return msg
+}
+
+func (u unreadableAnswer) Unwrap() error { return u.err }
 
 // throttlingReasons returns the reasons a throttling exception in err's
 // chain gives, as "reason on resource" joined by "; ", or "".
