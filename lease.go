@@ -185,6 +185,13 @@ func (l *lease) setExpiry(t time.Time) {
 	l.mu.Unlock()
 }
 
+// remaining returns how long the lease has before it runs out.
+func (l *lease) remaining() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.expiry.Sub(l.now())
+}
+
 func (l *lease) expired() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -193,8 +200,9 @@ func (l *lease) expired() bool {
 
 // keep renews the lease every third of its duration (or on every value of
 // tick, when not nil) until stop is called or ctx is done. When the lease
-// is lost, or cannot be renewed before it runs out, it cancels the pass
-// through lost with a cause wrapping ErrLeaseLost.
+// is lost, or cannot be renewed before it runs out (a renewal waits for an
+// answer no longer than that), it cancels the pass through lost with a
+// cause wrapping ErrLeaseLost.
 func (l *lease) keep(ctx context.Context, lost context.CancelCauseFunc, tick <-chan time.Time) (stop func()) {
 	quit, done := make(chan struct{}), make(chan struct{})
 	var ticker *time.Ticker
@@ -215,7 +223,12 @@ func (l *lease) keep(ctx context.Context, lost context.CancelCauseFunc, tick <-c
 				return
 			case <-tick:
 			}
-			err := l.renew(ctx)
+			// A renewal that gets no answer is given up when the lease
+			// runs out: the pass must not go on past it.
+			rctx, cancel := context.WithTimeout(ctx, l.remaining())
+			err := l.renew(rctx)
+			ranOut := rctx.Err() != nil && ctx.Err() == nil
+			cancel()
 			switch {
 			case err == nil:
 			case errors.Is(err, ErrLeaseLost):
@@ -223,7 +236,7 @@ func (l *lease) keep(ctx context.Context, lost context.CancelCauseFunc, tick <-c
 				return
 			case ctx.Err() != nil:
 				return
-			case l.expired():
+			case ranOut || l.expired():
 				lost(fmt.Errorf("%w: it ran out before it could be renewed: %w", ErrLeaseLost, err))
 				return
 			default:

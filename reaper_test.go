@@ -1019,3 +1019,53 @@ func TestLimiter(t *testing.T) {
 		}
 	})
 }
+
+// hangLeaseRenewals makes the first UpdateItem of the lease item once
+// armed wait until its request is cancelled: a renewal that gets no
+// answer.
+type hangLeaseRenewals struct{ armed atomic.Bool }
+
+func (h *hangLeaseRenewals) RoundTrip(r *http.Request) (*http.Response, error) {
+	if operationOf(r) == "UpdateItem" && h.armed.CompareAndSwap(true, false) {
+		<-r.Context().Done()
+		return nil, r.Context().Err()
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestReapStopsWhenARenewalGetsNoAnswer: a lease renewal that hangs is
+// given up when the lease runs out, and the pass stops there with
+// ErrLeaseLost, instead of deleting on past its lease, or never returning.
+func TestReapStopsWhenARenewalGetsNoAnswer(t *testing.T) {
+	clean := dbtest.Client(t)
+	table := dbtest.NewTable(t, clean)
+	clock := newFakeClock()
+	seedRows(t, clean, table, 20, clock.Now().Add(-pastGrace), 0)
+	hang := &hangLeaseRenewals{}
+	client := dbtest.Client(t, func(o *dynamodb.Options) { o.HTTPClient = &http.Client{Transport: hang} })
+	renew := make(chan time.Time)
+	inScan := make(chan struct{})
+	var once sync.Once
+	const lease = 2 * time.Second
+	s := newTestStore(t, table, client, clock, withReaperLeaseDuration(lease), withReaperPageSize(5),
+		withReapSeam(func(r *reapSeams) {
+			r.renewTick = renew
+			r.afterScan = func(ctx context.Context, _ []string) {
+				once.Do(func() { close(inScan) })
+				<-ctx.Done() // the pass goes on until it is stopped
+			}
+		}))
+	done := make(chan error, 1)
+	go func() { _, err := s.Reap(context.Background()); done <- err }()
+	<-inScan
+	hang.armed.Store(true)
+	renew <- clock.Now()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrLeaseLost) {
+			t.Errorf("Reap = %v; want ErrLeaseLost", err)
+		}
+	case <-time.After(10 * lease):
+		t.Fatal("Reap has not returned long after its lease ran out")
+	}
+}
