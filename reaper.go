@@ -183,6 +183,11 @@ func (r *reaper) reap(ctx context.Context) (ReapStats, error) {
 	}
 	if err != nil {
 		err = r.closedOr(err)
+		if !errors.Is(err, ErrClosed) && !errors.Is(err, ErrLeaseLost) && ctx.Err() == nil {
+			// A failed call (throttled, say), as Stats counts the
+			// request path's.
+			r.store.counters.countErr(err)
+		}
 	}
 	if !st.SkippedByLease && (err == nil || st.Pages > 0) {
 		r.store.counters.reapPasses.Add(1)

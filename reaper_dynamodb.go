@@ -191,7 +191,7 @@ func (w *sweeper) segment(ctx context.Context, seg, total int) (ReapStats, error
 			return err
 		})
 		if err != nil {
-			return st, fmt.Errorf("dynamostore: reaper scan: %w", err)
+			return st, callError("Scan", "reaper scan", err)
 		}
 		st.Pages++
 		st.Scanned += int(page.ScannedCount)
@@ -253,7 +253,7 @@ func (w *sweeper) deleteEach(ctx context.Context, st *ReapStats, keys []string) 
 			st.Skipped++
 			w.writes.charge(reserved, minWriteUnits)
 		case err != nil:
-			return fmt.Errorf("dynamostore: reaper delete: %w", err)
+			return callError("DeleteItem", "reaper delete", err)
 		default:
 			st.Deleted++
 			c := capacityOf(out.ConsumedCapacity)
@@ -300,7 +300,7 @@ func (w *sweeper) batch(ctx context.Context, st *ReapStats, reqs []types.WriteRe
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("dynamostore: reaper batch delete: %w", err)
+			return callError("BatchWriteItem", "reaper batch delete", err)
 		}
 		left := out.UnprocessedItems[table]
 		done := len(reqs) - len(left)

@@ -853,6 +853,16 @@ func TestReapThrottled(t *testing.T) {
 			if tc.wantErr != (err != nil) || (tc.wantErr && !errors.As(err, &pte)) {
 				t.Fatalf("Reap: %+v, %v", st, err)
 			}
+			if tc.wantErr {
+				// Said as the request path says it, and counted as its
+				// failures are.
+				if !strings.Contains(err.Error(), "reaper scan (Scan) throttled") {
+					t.Errorf("error %q does not say which call was throttled", err)
+				}
+				if got := s.Stats(); got.Throttled != 1 || got.BackendErrors != 1 {
+					t.Errorf("Stats: Throttled %d, BackendErrors %d after one throttled pass; want 1 and 1", got.Throttled, got.BackendErrors)
+				}
+			}
 			if !tc.wantErr && st.Deleted != 30 {
 				t.Errorf("deleted %d, want 30", st.Deleted)
 			}
