@@ -47,6 +47,7 @@ type dynamoBackend struct {
 	updates    [updateVariants]compiledExpr
 	touch      compiledExpr // SET exp, mod if live
 	deleteLive compiledExpr // delete if live
+	deleteVer  compiledExpr // delete if live and of the version :prev (or none)
 	ownerQuery compiledExpr // own = :owner
 	reapScan   compiledExpr // projection id, exp; filter exp < now
 	reapDelete compiledExpr // delete if exp < now
@@ -130,6 +131,8 @@ func newPrefixedBackend(client dynamoAPI, table string, consistentRead bool, pre
 		{&b.touch, expression.NewBuilder().WithCondition(live).WithUpdate(
 			expression.Set(exp, param("exp")).Set(mod, param("mod")))},
 		{&b.deleteLive, expression.NewBuilder().WithCondition(live)},
+		{&b.deleteVer, expression.NewBuilder().WithCondition(live.And(
+			expression.AttributeNotExists(expression.Name(attrVersion)).Or(expression.Name(attrVersion).Equal(param("prev")))))},
 		{&b.ownerQuery, expression.NewBuilder().WithKeyCondition(expression.Key(attrOwner).Equal(expression.Value(paramMarker + "owner")))},
 		{&b.reapScan, expression.NewBuilder().WithProjection(expression.NamesList(id, exp)).
 			WithFilter(exp.LessThan(param("now")).And(ours))},
@@ -373,20 +376,50 @@ func (b *dynamoBackend) Touch(ctx context.Context, key string, expires, modified
 // being live.
 func (b *dynamoBackend) Delete(ctx context.Context, key string, now time.Time) error {
 	e := &b.deleteLive
+	err := b.deleteIf(ctx, key, e, map[string]types.AttributeValue{e.ph("now"): epochSeconds(now)})
+	if isConditionFailed(err) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// deleteIf deletes the row under key on the condition of e, with vals. A
+// failed condition is returned as the SDK's error, others wrapped.
+func (b *dynamoBackend) deleteIf(ctx context.Context, key string, e *compiledExpr, vals map[string]types.AttributeValue) error {
 	_, err := b.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                 b.table,
 		Key:                       keyOf(b.prefix + key),
 		ConditionExpression:       e.condition,
 		ExpressionAttributeNames:  e.names,
-		ExpressionAttributeValues: map[string]types.AttributeValue{e.ph("now"): epochSeconds(now)},
+		ExpressionAttributeValues: vals,
 	})
-	if isConditionFailed(err) {
-		return ErrNotFound
-	}
-	if err != nil {
+	if err != nil && !isConditionFailed(err) {
 		return callError("DeleteItem", "deleting session", err)
 	}
-	return nil
+	return err
+}
+
+// deleteVersioned deletes the live row under key only while it holds
+// version (or no version): the delete of the old row of a Regenerate with
+// optimistic locking, which must not drop a change written since the load.
+// It returns ErrNotFound when the row is gone and ErrConflict when it
+// changed.
+func (b *dynamoBackend) deleteVersioned(ctx context.Context, key string, version int64, now time.Time) error {
+	e := &b.deleteVer
+	err := b.deleteIf(ctx, key, e, map[string]types.AttributeValue{
+		e.ph("now"):  epochSeconds(now),
+		e.ph("prev"): &types.AttributeValueMemberN{Value: strconv.FormatInt(version, 10)},
+	})
+	if isConditionFailed(err) {
+		return b.whyRefused(ctx, Record{Key: key, Version: version + 1, Modified: now})
+	}
+	return err
+}
+
+// versionedDeleter is a Backend that can delete a row only while it holds
+// a version (see dynamoBackend.deleteVersioned).
+type versionedDeleter interface {
+	deleteVersioned(ctx context.Context, key string, version int64, now time.Time) error
 }
 
 // whyRefused tells a versioned update refused because the row is gone

@@ -49,3 +49,38 @@ func TestOptimisticLocking(t *testing.T) {
 		}
 	}
 }
+
+// TestRegenerateKeepsAConcurrentUpdate: with optimistic locking, a
+// Regenerate of a session another request changed since the load fails
+// with ErrConflict and keeps that change, as Save would; the old cookie
+// still loads it, and no cookie names the new row.
+func TestRegenerateKeepsAConcurrentUpdate(t *testing.T) {
+	e := newEnv(t, WithOptimisticLocking(true))
+	c := e.save("s", map[any]any{"cart": 1})
+	rA, sA, _ := e.load("s", c)
+	rB, sB, _ := e.load("s", c)
+	sB.Values["cart"] = 2
+	if err := sB.Save(rB, httptest.NewRecorder()); err != nil {
+		t.Fatal(err)
+	}
+	sA.Values["user"] = "alice"
+	w := httptest.NewRecorder()
+	if err := e.store.Regenerate(rA, w, sA); !errors.Is(err, ErrConflict) {
+		t.Fatalf("Regenerate after a concurrent update = %v; want ErrConflict", err)
+	}
+	if got := cookieOf(w, "s"); got != nil {
+		t.Errorf("cookie set: %v", got)
+	}
+	_, after, err := e.load("s", c)
+	if err != nil || after.IsNew || after.Values["cart"] != 2 {
+		t.Errorf("after the refused Regenerate the old cookie loads %v (new %v, %v); want cart 2", after.Values, after.IsNew, err)
+	}
+	if n := itemCount(t, e); n != 1 {
+		t.Errorf("%d rows; want the old one alone", n)
+	}
+	// Loaded again, it regenerates.
+	r, sess, _ := e.load("s", c)
+	if err := e.store.Regenerate(r, httptest.NewRecorder(), sess); err != nil {
+		t.Fatalf("Regenerate of the session loaded again = %v", err)
+	}
+}

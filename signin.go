@@ -37,6 +37,10 @@ func (s *Store) Delete(r *http.Request, w http.ResponseWriter, sess *sessions.Se
 // expired, and Regenerate returns ErrSessionGone: a logout is never undone.
 // A session not yet saved is simply saved.
 //
+// With optimistic locking and the DynamoDB backend, the old row is deleted
+// only if it holds the version loaded: when another request changed the
+// session since, Regenerate fails with ErrConflict, as Save would.
+//
 // When Regenerate fails otherwise, it leaves the session as it found it:
 // the old ID and row, no new cookie, and what Save needs to know of the
 // load, so the request may save the session as it is or try again.
@@ -68,7 +72,14 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 		undo()
 		return err
 	}
-	err := s.backend.Delete(r.Context(), storageKey(oldID), s.now())
+	var err error
+	if vd, ok := s.backend.(versionedDeleter); ok && s.locking {
+		// The old row goes only as it was loaded: a change written
+		// since is not dropped for the stale values the new row holds.
+		err = vd.deleteVersioned(r.Context(), storageKey(oldID), st.version, s.now())
+	} else {
+		err = s.backend.Delete(r.Context(), storageKey(oldID), s.now())
+	}
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		// The old row may still be live: take the new one back, so that
 		// the request holds one session, as before the call.
@@ -81,7 +92,9 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 			s.log.WarnContext(r.Context(), "dynamostore: a regenerated session could not be taken back; no cookie names it, and it expires", "session", sess.Name(), "error", derr)
 		}
 		err = fmt.Errorf("dynamostore: deleting the old session after regenerating its ID: %w", err)
-		s.log.ErrorContext(r.Context(), "dynamostore: regenerating session failed", "session", sess.Name(), "error", err)
+		if backendFailure(err) {
+			s.log.ErrorContext(r.Context(), "dynamostore: regenerating session failed", "session", sess.Name(), "error", err)
+		}
 		return s.counters.countErr(err)
 	}
 	if errors.Is(err, ErrNotFound) {
