@@ -21,6 +21,7 @@ import (
 // the others hold, and a cookie of one never loads a session of another,
 // even signed with the same key.
 func TestKeyPrefixes(t *testing.T) {
+	dbtest.RequireTTL(t) // the table is created with EnsureTable
 	client := dbtest.Client(t)
 	table := dbtest.TableName(t, client)
 	if err := EnsureTable(context.Background(), client, table, TableOptions{OnDemand: true, OwnerIndex: true}); err != nil {
