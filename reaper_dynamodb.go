@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // The reaper's own pauses, on top of the SDK's retries.
@@ -198,7 +199,7 @@ func (w *sweeper) segment(ctx context.Context, seg, total int) (ReapStats, error
 		c := capacityOf(page.ConsumedCapacity)
 		st.ReadCapacity += c
 		st.ConsumedCapacity += c
-		w.reads.charge(reserved, max(c, minReadUnits))
+		w.reads.charge(reserved, max(c, minReadUnits)*attemptsOf(page.ResultMetadata))
 
 		keys := make([]string, 0, len(page.Items))
 		for _, item := range page.Items {
@@ -259,7 +260,7 @@ func (w *sweeper) deleteEach(ctx context.Context, st *ReapStats, keys []string) 
 			c := capacityOf(out.ConsumedCapacity)
 			st.WriteCapacity += c
 			st.ConsumedCapacity += c
-			w.writes.charge(reserved, max(c, minWriteUnits))
+			w.writes.charge(reserved, max(c, minWriteUnits)*attemptsOf(out.ResultMetadata))
 		}
 	}
 	return nil
@@ -311,7 +312,7 @@ func (w *sweeper) batch(ctx context.Context, st *ReapStats, reqs []types.WriteRe
 		}
 		st.WriteCapacity += c
 		st.ConsumedCapacity += c
-		w.writes.charge(reserved, max(c, float64(done)*minWriteUnits))
+		w.writes.charge(reserved, max(c, float64(done)*minWriteUnits)*attemptsOf(out.ResultMetadata))
 		if len(left) == 0 {
 			return nil
 		}
@@ -348,6 +349,18 @@ func (w *sweeper) call(ctx context.Context, st *ReapStats, f func() error) error
 // RequestLimitExceeded and the like.
 func isThrottle(err error) bool {
 	return retry.ThrottleErrorCode{Codes: retry.DefaultThrottleErrorCodes}.IsErrorThrottle(err) == aws.TrueTernary
+}
+
+// attemptsOf returns how many attempts the SDK made of the call whose
+// output metadata md is. Each attempt DynamoDB answered consumed capacity,
+// though only the last one's is reported: an answer lost on the way back
+// (a connection reset) costs as much as one received, so a pace that
+// charged the last alone would exceed its cap.
+func attemptsOf(md middleware.Metadata) float64 {
+	if r, ok := retry.GetAttemptResults(md); ok && len(r.Results) > 1 {
+		return float64(len(r.Results))
+	}
+	return 1
 }
 
 func capacityOf(c *types.ConsumedCapacity) float64 {

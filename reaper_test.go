@@ -1,10 +1,13 @@
 package dynamostore
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/dynamostore/dynamostore/internal/dbtest"
@@ -1077,5 +1081,78 @@ func TestReapStopsWhenARenewalGetsNoAnswer(t *testing.T) {
 		}
 	case <-time.After(10 * lease):
 		t.Fatal("Reap has not returned long after its lease ran out")
+	}
+}
+
+// loseFirstScanAnswers passes every Scan to DynamoDB, adds up the capacity
+// its answers report, and resets the connection instead of the first
+// answer to each page: the SDK sends the page again, and DynamoDB charges
+// both.
+type loseFirstScanAnswers struct {
+	mu       sync.Mutex
+	seen     map[string]bool
+	consumed float64
+}
+
+func (l *loseFirstScanAnswers) RoundTrip(r *http.Request) (*http.Response, error) {
+	if operationOf(r) != "Scan" {
+		return http.DefaultTransport.RoundTrip(r)
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	answer, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		ConsumedCapacity struct{ CapacityUnits float64 }
+	}
+	_ = json.Unmarshal(answer, &out)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.consumed += out.ConsumedCapacity.CapacityUnits
+	if !l.seen[string(body)] {
+		l.seen[string(body)] = true
+		return nil, connectionReset()
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(answer))
+	return resp, nil
+}
+
+// TestReapRateCapCountsLostAnswers: pages whose first answer was lost
+// cost DynamoDB twice, and the pass's pace counts both: the read units
+// consumed stay within ReadUnits.
+func TestReapRateCapCountsLostAnswers(t *testing.T) {
+	clean := dbtest.Client(t)
+	table := dbtest.NewTable(t, clean)
+	clock := newFakeClock()
+	seedRows(t, clean, table, 800, clock.Now().Add(time.Hour), 200)
+	lose := &loseFirstScanAnswers{seen: map[string]bool{}}
+	client := dbtest.Client(t, func(o *dynamodb.Options) {
+		o.HTTPClient = &http.Client{Transport: lose}
+		o.Retryer = retry.AddWithMaxBackoffDelay(retry.NewStandard(), time.Millisecond)
+	})
+	wait := newFakeWait()
+	const readUnits = 1
+	s := newTestStore(t, table, client, clock, withReaperLease(false), withReaperPageSize(50),
+		withReaperRate(readUnits, 100), withReapSeam(func(r *reapSeams) { r.wait = wait }))
+	start := wait.Now()
+	if _, err := s.Reap(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := wait.Now().Sub(start).Seconds()
+	lose.mu.Lock()
+	consumed := lose.consumed
+	lose.mu.Unlock()
+	if elapsed == 0 || consumed/elapsed > 1.1*readUnits {
+		t.Errorf("DynamoDB charged %.1f RCU in %.1f s of the pass's clock: %.2f RCU/s against a cap of %v", consumed, elapsed, consumed/elapsed, readUnits)
 	}
 }
