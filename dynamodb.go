@@ -422,13 +422,14 @@ type versionedDeleter interface {
 	deleteVersioned(ctx context.Context, key string, version int64, now time.Time) error
 }
 
-// whyRefused tells a versioned update refused because the row is gone
-// (ErrNotFound) from one refused because another write got there first
-// (ErrConflict), with one strongly consistent read on that failure path.
+// whyRefused tells a versioned update (or delete) refused because the row
+// is gone (ErrNotFound) from one refused because another write got there
+// first (ErrConflict), with one strongly consistent read on that failure
+// path.
 func (b *dynamoBackend) whyRefused(ctx context.Context, rec Record) error {
 	item, err := b.readRefused(ctx, rec.Key)
 	if err != nil {
-		return callError("GetItem", "reading session after a refused update", err)
+		return callError("GetItem", "reading session after a refused write", err)
 	}
 	if item == nil {
 		return ErrNotFound

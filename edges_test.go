@@ -428,17 +428,25 @@ func TestKeyPrefixCountsTowardsTheItemSize(t *testing.T) {
 	}
 }
 
-// TestInvalidRequestIsNotUnavailable: a write DynamoDB refuses as invalid
-// (an owner longer than the owner index's key may be) fails the same way
-// on every retry: Unavailable says false.
-func TestInvalidRequestIsNotUnavailable(t *testing.T) {
+// TestLongOwnerRefused: an owner longer than an index key may be fails
+// Save with ErrEncode before any call (DynamoDB would refuse the write
+// with a ValidationException on every retry).
+func TestLongOwnerRefused(t *testing.T) {
 	e := ownerEnv(t)
 	r := request()
 	sess, _ := e.store.New(r, "s")
 	sess.Values["a"] = 1
-	e.store.SetOwner(r, sess, strings.Repeat("u", 3000))
+	e.store.SetOwner(r, sess, strings.Repeat("u", maxOwnerSize+1))
+	e.calls.take()
 	err := sess.Save(r, httptest.NewRecorder())
-	if err == nil || Unavailable(err) {
-		t.Fatalf("Save with a 3000-byte owner = %v; Unavailable %v, want an error that is not", err, Unavailable(err))
+	if !errors.Is(err, ErrEncode) || Unavailable(err) {
+		t.Fatalf("Save with a long owner = %v; want ErrEncode", err)
+	}
+	if calls := e.calls.take(); len(calls) != 0 {
+		t.Errorf("calls %v", calls)
+	}
+	e.store.SetOwner(r, sess, strings.Repeat("u", maxOwnerSize))
+	if err := sess.Save(r, httptest.NewRecorder()); err != nil {
+		t.Fatalf("Save with an owner of %d bytes = %v", maxOwnerSize, err)
 	}
 }

@@ -1,10 +1,6 @@
 package dynamostore
 
-import (
-	"errors"
-
-	"github.com/aws/smithy-go"
-)
+import "errors"
 
 // Sentinel errors. Every error the Store returns wraps one of these or an
 // error from the AWS SDK, so callers can match them with errors.Is.
@@ -59,9 +55,10 @@ var (
 	// deserialized. The session returned with it is a fresh one.
 	ErrDecode = errors.New("dynamostore: cannot decode stored session")
 
-	// ErrConflict is returned by Save, with optimistic locking on, when
-	// another request changed the session since it was loaded. Nothing is
-	// written; load the session again and reapply the change.
+	// ErrConflict is returned by Save (and Regenerate), with optimistic
+	// locking on, when another request changed the session since it was
+	// loaded. Nothing is written; load the session again and reapply the
+	// change.
 	ErrConflict = errors.New("dynamostore: session changed since it was loaded")
 
 	// ErrUnsupported is returned by a Backend that cannot do what it was
@@ -89,9 +86,7 @@ var (
 // session to carry on with, ErrSessionGone means the session ended
 // meanwhile (treat the user as signed out), ErrConflict a concurrent change
 // (load again and reapply), and ErrEncode and ErrTooLarge are about the
-// application's values. A request DynamoDB refuses as invalid
-// (ValidationException: an owner longer than an index key may be, say)
-// is not about availability either: retrying fails the same way.
+// application's values.
 func Unavailable(err error) bool {
 	if errors.Is(err, ErrLoadFailed) {
 		return true
@@ -100,10 +95,6 @@ func Unavailable(err error) bool {
 		if errors.Is(err, other) {
 			return false
 		}
-	}
-	var api smithy.APIError
-	if errors.As(err, &api) && api.ErrorCode() == "ValidationException" {
-		return false
 	}
 	return backendFailure(err)
 }

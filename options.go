@@ -234,7 +234,10 @@ func WithSerializer(sz Serializer) Option {
 // another request wrote the session since this one loaded it, so no update
 // is lost silently. Default off: the last writer wins, though a deleted
 // session is never brought back either way. The check needs Save to be
-// given the request the session was loaded with.
+// given the request the session was loaded with. With the DynamoDB
+// backend, Regenerate deletes the old row only at the version loaded
+// (ErrConflict otherwise); a Backend of your own, or one wrapping the
+// DynamoDB backend, has its old row deleted whatever its version.
 func WithOptimisticLocking(on bool) Option {
 	return func(s *settings) error { s.locking = on; return nil }
 }

@@ -139,3 +139,24 @@ func TestEnsureTableAddsOwnerIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnersNotUTF8: an owner with bytes that are not part of UTF-8 is
+// stored as the SDK sends it, each such byte U+FFFD, so that RevokeOwner
+// of the same owner finds its sessions, and one of another owner that
+// differs in how many such bytes it has does not.
+func TestOwnersNotUTF8(t *testing.T) {
+	e := ownerEnv(t)
+	latin1 := "j\xfc\xdfen" // a run of two bytes that are not UTF-8
+	c := e.signIn(latin1)
+	e.signIn("u\xff\xfe")
+	e.signIn("u\xff")
+	if n, err := e.store.RevokeOwner(context.Background(), latin1); err != nil || n != 1 {
+		t.Errorf("RevokeOwner(%q) = %d, %v; want 1", latin1, n, err)
+	}
+	if got, _ := e.store.New(request(c), "s"); !got.IsNew {
+		t.Error("the revoked session still loads")
+	}
+	if n, err := e.store.RevokeOwner(context.Background(), "u\xff"); err != nil || n != 1 {
+		t.Errorf(`RevokeOwner("u\xff") = %d, %v; want 1, the other owner's session kept`, n, err)
+	}
+}

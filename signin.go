@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/sessions"
 )
@@ -123,15 +123,31 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 // next Save writes it. An empty owner removes the stored one, so that
 // RevokeOwner no longer ends the session. The owner is stored in clear in
 // the attribute "own", and needs the owner index (TableOptions.OwnerIndex) for
-// RevokeOwner. Bytes that are not UTF-8 are stored as U+FFFD, as DynamoDB
-// stores them.
+// RevokeOwner. An owner is at most 2048 bytes (DynamoDB's limit for an
+// index key), or Save fails with ErrEncode. Each byte that is not part of
+// UTF-8 is stored as U+FFFD, as the SDK sends it: such owners that differ
+// only there are one owner to RevokeOwner.
 func (s *Store) SetOwner(r *http.Request, sess *sessions.Session, owner string) {
 	st, _ := getState(r, s, sess)
 	// What DynamoDB will hold, so that a create retried after a lost
 	// answer recognises its own row.
-	st.owner = strings.ToValidUTF8(owner, "\uFFFD")
+	st.owner = sentAsUTF8(owner)
 	st.ownerSet = true
 	setState(r, s, sess, st)
+}
+
+// maxOwnerSize is the longest owner SetOwner takes: DynamoDB's limit for
+// the partition key of an index (the owner index).
+const maxOwnerSize = 2048
+
+// sentAsUTF8 returns s as the SDK sends it to DynamoDB: each byte that is
+// not part of UTF-8 replaced by U+FFFD (converting to runes does just
+// that).
+func sentAsUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return string([]rune(s))
 }
 
 // RevokeOwner deletes every session of owner, as set by SetOwner, and

@@ -18,9 +18,9 @@ type Stats struct {
 	Creates, Updates, Touches, SkippedWrites int64
 	// Deletes counts sessions deleted (MaxAge < 0, Delete, Regenerate).
 	Deletes int64
-	// Conflicts counts saves refused because the session was deleted or
-	// expired (ErrSessionGone) or, with optimistic locking, changed
-	// (ErrConflict) since it was loaded.
+	// Conflicts counts saves and regenerations refused because the
+	// session was deleted or expired (ErrSessionGone) or, with optimistic
+	// locking, changed (ErrConflict) since it was loaded.
 	Conflicts int64
 	// InvalidCookies, DecodeErrors, EncodeErrors and TooLarge count those
 	// errors; BackendErrors counts failed calls to DynamoDB or the Backend.

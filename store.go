@@ -231,6 +231,9 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 	if loaded && st.failed {
 		return ErrLoadFailed
 	}
+	if st.ownerSet && len(st.owner) > maxOwnerSize {
+		return fmt.Errorf("%w: the owner set with SetOwner is %d bytes; an owner is at most %d, DynamoDB's limit for an index key", ErrEncode, len(st.owner), maxOwnerSize)
+	}
 	var data []byte
 	var err error
 	if rs, ok := s.serializer.(reusingSerializer); ok && loaded {

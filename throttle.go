@@ -1,8 +1,10 @@
 package dynamostore
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -36,6 +38,12 @@ type unreadableAnswer struct{ err error }
 
 func (u unreadableAnswer) Error() string {
 	msg := "DynamoDB's answer could not be read (the SDK's message, which may quote it, is left out)"
+	switch {
+	case errors.Is(u.err, context.DeadlineExceeded), errors.Is(u.err, context.Canceled):
+		msg += ": the request's context ended while it was read"
+	case errors.Is(u.err, io.ErrUnexpectedEOF):
+		msg += ": it was cut short"
+	}
 	var re interface{ ServiceRequestID() string }
 	if errors.As(u.err, &re) && re.ServiceRequestID() != "" {
 		msg += "; request ID " + re.ServiceRequestID()
