@@ -46,9 +46,10 @@ var (
 	ErrTooLarge = errors.New("dynamostore: session too large")
 
 	// ErrEncode is returned by Save when the session's Values cannot be
-	// serialized (the message names the offending key), or its cookie
-	// cannot be made: a session name that cannot name a cookie, a codec
-	// that refuses to sign. Nothing is written.
+	// serialized (the message names the offending key), or its cookie or
+	// owner cannot be stored: a session name that cannot name a cookie, a
+	// codec that refuses to sign, an owner over 2048 bytes. Nothing is
+	// written.
 	ErrEncode = errors.New("dynamostore: cannot encode session values")
 
 	// ErrDecode is returned by Get and New when a stored session cannot be
