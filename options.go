@@ -307,6 +307,7 @@ func NewStore(ctx context.Context, table string, opts ...Option) (*Store, error)
 		ttl:        cfg.ttl,
 		touchAfter: cfg.touchAfter,
 		locking:    cfg.locking,
+		skew:       cfg.reap.grace(),
 		log:        cfg.logger,
 		now:        cfg.clock,
 	}

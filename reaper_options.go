@@ -32,6 +32,8 @@ type ReaperOptions struct {
 	// grace only delays the deletion of expired rows. Negative: none, for
 	// a single process or tests. Default (0): 5 minutes, far more than
 	// clocks kept by NTP drift apart and little next to DynamoDB's TTL.
+	// A sign-out (and Regenerate) deletes a row that expired within the
+	// grace too, which an instance whose clock runs behind still serves.
 	Grace time.Duration
 
 	// Segments splits each pass into parallel scan segments (DynamoDB's
@@ -183,13 +185,19 @@ func (o *ReaperOptions) leaseTime() time.Duration {
 // cutoff returns the expiry before which a pass that starts at now
 // deletes rows: now less the grace.
 func (o *ReaperOptions) cutoff(now time.Time) time.Time {
+	return now.Add(-o.grace())
+}
+
+// grace returns the grace in effect: Grace, its default for 0, none for a
+// negative one.
+func (o *ReaperOptions) grace() time.Duration {
 	switch {
 	case o.Grace < 0:
-		return now
+		return 0
 	case o.Grace == 0:
-		return now.Add(-defaultReaperGrace)
+		return defaultReaperGrace
 	}
-	return now.Add(-o.Grace)
+	return o.Grace
 }
 
 func (o *ReaperOptions) seam() *reapSeams {

@@ -309,3 +309,36 @@ func waitDone(wg *sync.WaitGroup) <-chan struct{} {
 	}()
 	return done
 }
+
+// TestSignOutOnAClockAhead: an instance whose clock runs ahead signs out a
+// session its row's expiry has passed by that clock, but not by another
+// instance's: the row is deleted, and the other instance never loads the
+// session again.
+func TestSignOutOnAClockAhead(t *testing.T) {
+	client := dbtest.Client(t)
+	table := dbtest.NewTable(t, client)
+	ahead, behind := newFakeClock(), newFakeClock()
+	ahead.Advance(5 * time.Second)
+	fast := newTestStore(t, table, client, ahead)
+	slow := newTestStore(t, table, client, behind)
+	r := request()
+	sess, _ := slow.New(r, "s")
+	sess.Options.MaxAge = 10
+	sess.Values["user"] = "alice"
+	w := httptest.NewRecorder()
+	if err := sess.Save(r, w); err != nil {
+		t.Fatal(err)
+	}
+	c := cookieOf(w, "s")
+	ahead.Advance(7 * time.Second) // expired by the fast clock, live by the slow one
+	behind.Advance(7 * time.Second)
+	r = request(c)
+	sess, _ = fast.Get(r, "s")
+	sess.Options.MaxAge = -1
+	if err := sess.Save(r, httptest.NewRecorder()); err != nil {
+		t.Fatalf("sign-out = %v", err)
+	}
+	if got, err := slow.Get(request(c), "s"); err == nil && !got.IsNew {
+		t.Errorf("the signed-out session loads on the other instance: %v", got.Values)
+	}
+}

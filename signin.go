@@ -76,9 +76,9 @@ func (s *Store) Regenerate(r *http.Request, w http.ResponseWriter, sess *session
 	if vd, ok := s.backend.(versionedDeleter); ok && s.locking {
 		// The old row goes only as it was loaded: a change written
 		// since is not dropped for the stale values the new row holds.
-		err = vd.deleteVersioned(r.Context(), storageKey(oldID), st.version, s.now())
+		err = vd.deleteVersioned(r.Context(), storageKey(oldID), st.version, s.deleteNow())
 	} else {
-		err = s.backend.Delete(r.Context(), storageKey(oldID), s.now())
+		err = s.backend.Delete(r.Context(), storageKey(oldID), s.deleteNow())
 	}
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		// The old row may still be live: take the new one back, so that

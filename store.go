@@ -27,6 +27,7 @@ type Store struct {
 	ttl        time.Duration
 	touchAfter time.Duration
 	locking    bool
+	skew       time.Duration // ReaperOptions.Grace: how far behind another instance's clock may be
 	log        *slog.Logger
 	now        func() time.Time
 	reaper     *reaper
@@ -210,7 +211,7 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 			key = s.cookieKey(r, name)
 		}
 		if key != "" {
-			err := s.backend.Delete(ctx, key, s.now())
+			err := s.backend.Delete(ctx, key, s.deleteNow())
 			switch {
 			case err == nil:
 				s.counters.deletes.Add(1)
@@ -310,6 +311,12 @@ func (s *Store) save(r *http.Request, w http.ResponseWriter, sess *sessions.Sess
 	http.SetCookie(w, sessions.NewCookie(name, cookie, cookieOptions(sess.Options)))
 	return nil
 }
+
+// deleteNow is the time a sign-out deletes a row live at: now less the
+// clock skew the reaper allows (ReaperOptions.Grace), so that a row an
+// instance whose clock runs behind still serves is deleted, not left as
+// already expired.
+func (s *Store) deleteNow() time.Time { return s.now().Add(-s.skew) }
 
 // validCookieName reports whether name can name a cookie: net/http sets
 // no cookie of another name.
