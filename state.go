@@ -100,9 +100,9 @@ func getState(r *http.Request, store *Store, s *sessions.Session) (loadState, bo
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	st, ok := rs.more[s]
-	if rs.first == s {
-		st, ok = rs.firstState, true
+	st, ok := rs.firstState, rs.first == s
+	if !ok {
+		st, ok = rs.more[s]
 	}
 	if !ok || st.store != store {
 		return loadState{}, false

@@ -273,12 +273,11 @@ func (d *decoder) str(b []byte) string {
 	return d.strs.String()[start:]
 }
 
-// sharedString is a short string a stream holds, and the interface value
-// holding it once one was asked for.
+// sharedString is a short string a stream holds ("" for none), and the
+// interface value holding it once one was asked for.
 type sharedString struct {
-	s   string
-	v   any
-	set bool
+	s string
+	v any
 }
 
 // maxShared is the length up to which equal strings of one stream share
@@ -292,8 +291,8 @@ func (d *decoder) share(b []byte) *sharedString {
 		return nil
 	}
 	slot := &d.shared[(len(b)+int(b[0])+int(b[len(b)-1]))%len(d.shared)]
-	if !slot.set || slot.s != string(b) {
-		*slot = sharedString{s: d.str(b), set: true}
+	if slot.s != string(b) { // b is not empty: an empty slot holds no b
+		*slot = sharedString{s: d.str(b)}
 	}
 	return slot
 }

@@ -159,17 +159,16 @@ func (p *canonParser) value(s *canonSeq, id int64) error {
 	if w == nil {
 		return ErrCorrupt
 	}
-	if w.field != wireArrayT && w.field != wireSliceT && w.field != wireMapT && w.field != wireStructT {
-		// GobEncoder, BinaryMarshaler, TextMarshaler: bytes, which nest
-		// nothing (a time.Time is no level, as in Encode and Decode).
-		_, err := p.bytes(s)
-		return err
+	switch w.field {
+	case wireArrayT, wireSliceT, wireMapT, wireStructT:
+		// Only these nest (a time.Time is no level, as in Encode and
+		// Decode).
+		p.depth++
+		if p.depth > MaxDepth {
+			return ErrTooDeep
+		}
+		defer func() { p.depth-- }()
 	}
-	p.depth++
-	if p.depth > MaxDepth {
-		return ErrTooDeep
-	}
-	defer func() { p.depth-- }()
 	switch w.field {
 	case wireArrayT, wireSliceT:
 		n, err := p.count(s)
@@ -224,8 +223,10 @@ func (p *canonParser) value(s *canonSeq, id int64) error {
 				return err
 			}
 		}
+	default: // GobEncoder, BinaryMarshaler, TextMarshaler: bytes
+		_, err := p.bytes(s)
+		return err
 	}
-	return ErrCorrupt // not reached: the kinds are those above
 }
 
 // iface reads an interface value: the concrete type's name, any type
